@@ -10,6 +10,7 @@ PACKAGES=(
   flatbuffers-compiler libflatbuffers-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev                        # boost::geometry R-tree, benchmark baseline only
+  libcli11-dev                        # command-line flags of the tools
 )
 
 missing=()

@@ -1,0 +1,543 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/completion.h"
+#include "engine/mpsc_queue.h"
+
+namespace worlddb {
+
+struct Engine::Message : QueueNode {
+  enum class Type : uint8_t { kWrite, kSchema, kQuery, kDensity, kCall, kStop };
+  Type type = Type::kStop;
+  uint64_t ticket = 0;  // kWrite, kSchema
+  void* task = nullptr;
+};
+
+struct Engine::WriteTask {
+  explicit WriteTask(uint32_t shards)
+      : parts(shards), errors(shards), stats(shards), votes_left(shards), done(shards) {}
+  const fb::WriteBatch* batch = nullptr;
+  std::vector<BatchPart> parts;
+  std::vector<Status> errors;
+  std::vector<WriteStats> stats;
+  std::atomic<uint32_t> votes_left;
+  std::atomic<bool> failed{false};
+  std::atomic<uint32_t> decision{0};  // 0 pending, 1 commit, 2 abort
+  Completion done;
+};
+
+struct Engine::SchemaTask {
+  explicit SchemaTask(uint32_t shards) : done(shards) {}
+  std::shared_ptr<const Schema> next;
+  SchemaChange change;
+  Completion done;
+};
+
+struct Engine::QueryTask {
+  explicit QueryTask(uint32_t shards) : results(shards), statuses(shards), truncated(shards), done(shards) {}
+  // kQuery
+  const Query* queries = nullptr;
+  const Status* valid = nullptr;  // queries whose static check failed are skipped
+  size_t n = 0;
+  std::vector<std::vector<QueryResult>> results;
+  std::vector<std::vector<Status>> statuses;
+  std::vector<std::vector<uint8_t>> truncated;
+  // kDensity
+  const DensityQuery* density = nullptr;
+  std::vector<DensityResult> densities;
+  // kCall
+  const std::function<void(Shard&, uint32_t)>* fn = nullptr;
+  Completion done;
+};
+
+// One shard and the thread that owns it.
+struct Engine::Runner {
+  Runner(uint32_t i, const Rect& world, std::shared_ptr<const Schema> schema)
+      : index(i), shard(world, std::move(schema)) {}
+
+  // Any thread.
+  void Send(Message* m) {
+    queue.Push(m);
+    if (sleeping.load(std::memory_order_seq_cst)) {
+      doorbell.fetch_add(1, std::memory_order_seq_cst);
+      FutexWakeAll(&doorbell);
+    }
+  }
+
+  // The shard's thread.
+  void Loop();
+  void Handle(Message* m);
+  void Advance();
+  bool TryFinishWrite();
+  void RunQueries(QueryTask* t);
+
+  const uint32_t index;
+  Shard shard;
+  MpscQueue queue;
+  alignas(64) std::atomic<uint32_t> sleeping{0};
+  std::atomic<uint32_t> doorbell{0};
+  std::thread thread;
+
+  // Touched only by the shard's thread.
+  uint64_t next_ticket = 1;
+  std::vector<Message*> stash;  // writes and schema changes that arrived early
+  Message* pending = nullptr;   // a prepared write waiting for the other shards' votes
+  bool stop = false;
+};
+
+void Engine::Runner::Loop() {
+  int idle = 0;
+  for (;;) {
+    if (Message* m = static_cast<Message*>(queue.Pop())) {
+      Handle(m);
+      idle = 0;
+      continue;
+    }
+    if (pending) {
+      // Waiting for other shards' votes: keep answering queries meanwhile.
+      if (!TryFinishWrite()) {
+        if (++idle < 64) CpuRelax();
+        else std::this_thread::yield();
+      } else {
+        Advance();
+        idle = 0;
+      }
+      continue;
+    }
+    if (stop && stash.empty()) return;
+    if (++idle < 512) {
+      CpuRelax();
+      continue;
+    }
+    // Sleep until a producer rings. The doorbell value is read before the
+    // queue is re-checked, so a push that lands in between changes it and
+    // FutexWait returns at once.
+    const uint32_t bell = doorbell.load(std::memory_order_seq_cst);
+    sleeping.store(1, std::memory_order_seq_cst);
+    if (queue.Empty()) FutexWait(&doorbell, bell);
+    sleeping.store(0, std::memory_order_seq_cst);
+    idle = 0;
+  }
+}
+
+void Engine::Runner::Handle(Message* m) {
+  switch (m->type) {
+    case Message::Type::kQuery: {
+      auto* t = static_cast<QueryTask*>(m->task);
+      RunQueries(t);
+      t->done.Done();
+      break;
+    }
+    case Message::Type::kDensity: {
+      auto* t = static_cast<QueryTask*>(m->task);
+      DensityResult& d = t->densities[index];
+      d.counts.assign(size_t{t->density->nx} * t->density->ny, 0);
+      t->statuses[index].assign(1, shard.Density(*t->density, &d));
+      t->done.Done();
+      break;
+    }
+    case Message::Type::kCall: {
+      auto* t = static_cast<QueryTask*>(m->task);
+      (*t->fn)(shard, index);
+      t->done.Done();
+      break;
+    }
+    case Message::Type::kWrite:
+    case Message::Type::kSchema:
+      stash.push_back(m);
+      Advance();
+      break;
+    case Message::Type::kStop:
+      stop = true;
+      break;
+  }
+}
+
+void Engine::Runner::RunQueries(QueryTask* t) {
+  std::vector<QueryResult>& results = t->results[index];
+  std::vector<Status>& statuses = t->statuses[index];
+  std::vector<uint8_t>& truncated = t->truncated[index];
+  results.resize(t->n);
+  statuses.resize(t->n);
+  truncated.assign(t->n, 0);
+  for (size_t i = 0; i < t->n; ++i) {
+    if (!t->valid[i].ok()) continue;
+    bool tr = false;
+    statuses[i] = shard.Run(t->queries[i], &results[i], &tr);
+    truncated[i] = tr;
+  }
+}
+
+// Takes stashed writes in ticket order until one must wait for votes.
+void Engine::Runner::Advance() {
+  for (;;) {
+    if (pending && !TryFinishWrite()) return;
+    auto it = std::find_if(stash.begin(), stash.end(), [&](Message* m) { return m->ticket == next_ticket; });
+    if (it == stash.end()) return;
+    Message* m = *it;
+    *it = stash.back();
+    stash.pop_back();
+    if (m->type == Message::Type::kSchema) {
+      auto* t = static_cast<SchemaTask*>(m->task);
+      shard.ApplySchema(t->next, t->change);
+      ++next_ticket;
+      t->done.Done();
+      continue;
+    }
+    auto* t = static_cast<WriteTask*>(m->task);
+    Status st = shard.Prepare(*t->batch, t->parts[index]);
+    if (!st.ok()) {
+      t->errors[index] = std::move(st);
+      t->failed.store(true, std::memory_order_release);
+    }
+    if (t->votes_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      t->decision.store(t->failed.load(std::memory_order_acquire) ? 2 : 1, std::memory_order_release);
+    }
+    pending = m;
+  }
+}
+
+bool Engine::Runner::TryFinishWrite() {
+  auto* t = static_cast<WriteTask*>(pending->task);
+  const uint32_t d = t->decision.load(std::memory_order_acquire);
+  if (d == 0) return false;
+  if (d == 1) {
+    t->stats[index] = shard.Commit(*t->batch, t->parts[index]);
+  } else {
+    shard.Abandon();
+  }
+  pending = nullptr;
+  ++next_ticket;
+  t->done.Done();  // last touch of the task
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+
+Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& o) {
+  const Rect& w = o.world;
+  if (!std::isfinite(w.min_x) || !std::isfinite(w.min_y) || !std::isfinite(w.max_x) || !std::isfinite(w.max_y) ||
+      !(w.min_x < w.max_x) || !(w.min_y < w.max_y)) {
+    return Status::InvalidArgument("world bounds must be finite with min < max on both axes");
+  }
+  if (o.shards < 1 || o.shards > 256) {
+    return Status::InvalidArgument("shards must be 1..256, got " + std::to_string(o.shards));
+  }
+  return std::unique_ptr<Engine>(new Engine(o));
+}
+
+Engine::Engine(const EngineOptions& options) : options_(options), schema_(std::make_shared<Schema>()) {
+  for (uint32_t i = 0; i < options_.shards; ++i) {
+    shards_.push_back(std::make_unique<Runner>(i, options_.world, schema_));
+  }
+  for (auto& r : shards_) {
+    Runner* runner = r.get();
+    r->thread = std::thread([runner] { runner->Loop(); });
+  }
+}
+
+Engine::~Engine() {
+  std::vector<Message> stops(shards_.size());
+  for (size_t i = 0; i < shards_.size(); ++i) shards_[i]->Send(&stops[i]);
+  for (auto& r : shards_) r->thread.join();
+}
+
+uint32_t Engine::ShardOf(uint64_t id) const {
+  // Low 32 bits of the hash: the id map's slot choice uses the high bits.
+  return static_cast<uint32_t>((uint64_t{static_cast<uint32_t>(HashId(id))} * shards_.size()) >> 32);
+}
+
+std::shared_ptr<const Schema> Engine::schema() const {
+  std::lock_guard<std::mutex> lock(schema_mu_);
+  return schema_;
+}
+
+Status Engine::ChangeSchema(
+    const std::function<Result<std::shared_ptr<const Schema>>(const Schema&, SchemaChange*)>& fn) {
+  std::lock_guard<std::mutex> lock(schema_mu_);
+  SchemaTask task(shard_count());
+  auto next = fn(*schema_, &task.change);
+  if (!next.ok()) return next.status();
+  task.next = next.value();
+  const uint64_t ticket = next_ticket_.fetch_add(1, std::memory_order_acq_rel);
+  std::vector<Message> msgs(shards_.size());
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    msgs[i].type = Message::Type::kSchema;
+    msgs[i].ticket = ticket;
+    msgs[i].task = &task;
+    shards_[i]->Send(&msgs[i]);
+  }
+  task.done.Wait();
+  schema_ = task.next;
+  return Status::Ok();
+}
+
+Status Engine::CreateKind(KindDef def) {
+  return ChangeSchema([&](const Schema& s, SchemaChange* c) { return s.WithKind(std::move(def), c); });
+}
+
+Status Engine::AlterKind(const std::string& kind, std::vector<ColumnDef> add,
+                         const std::vector<std::string>& drop) {
+  return ChangeSchema([&](const Schema& s, SchemaChange* c) { return s.WithAlter(kind, std::move(add), drop, c); });
+}
+
+Result<WriteStats> Engine::Apply(const uint8_t* data, size_t size) {
+  if (size > options_.max_batch_bytes) {
+    return Status::InvalidArgument("write batch of " + std::to_string(size) + " bytes exceeds the limit of " +
+                                   std::to_string(options_.max_batch_bytes));
+  }
+  flatbuffers::Verifier verifier(data, size, /*max_depth=*/16,
+                                 static_cast<flatbuffers::uoffset_t>(options_.max_batch_tables));
+  if (size < sizeof(flatbuffers::uoffset_t) || !fb::VerifyWriteBatchBuffer(verifier)) {
+    return Status::Corruption("write batch of " + std::to_string(size) +
+                              " bytes is not a valid WriteBatch FlatBuffer (engine/batch.fbs)");
+  }
+  return ApplyVerified(*fb::GetWriteBatch(data));
+}
+
+Result<WriteStats> Engine::ApplyVerified(const fb::WriteBatch& batch) {
+  const uint32_t n = shard_count();
+  WriteTask task(n);
+  task.batch = &batch;
+  if (n > 1) {
+    for (BatchPart& p : task.parts) p.all = false;
+    if (batch.upserts()) {
+      for (uint32_t i = 0; i < batch.upserts()->size(); ++i) {
+        task.parts[ShardOf(batch.upserts()->Get(i)->id())].upserts.push_back(i);
+      }
+    }
+    if (batch.moves()) {
+      for (uint32_t i = 0; i < batch.moves()->size(); ++i) {
+        task.parts[ShardOf(batch.moves()->Get(i)->id())].moves.push_back(i);
+      }
+    }
+    if (batch.sets()) {
+      for (uint32_t i = 0; i < batch.sets()->size(); ++i) {
+        task.parts[ShardOf(batch.sets()->Get(i)->id())].sets.push_back(i);
+      }
+    }
+    if (batch.deletes()) {
+      for (uint32_t i = 0; i < batch.deletes()->size(); ++i) {
+        task.parts[ShardOf(batch.deletes()->Get(i))].deletes.push_back(i);
+      }
+    }
+  }
+  const uint64_t ticket = next_ticket_.fetch_add(1, std::memory_order_acq_rel);
+  std::vector<Message> msgs(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    msgs[i].type = Message::Type::kWrite;
+    msgs[i].ticket = ticket;
+    msgs[i].task = &task;
+    shards_[i]->Send(&msgs[i]);
+  }
+  task.done.Wait();
+  if (task.failed.load(std::memory_order_acquire)) {
+    for (Status& s : task.errors) {
+      if (!s.ok()) return std::move(s);
+    }
+  }
+  WriteStats total;
+  for (const WriteStats& s : task.stats) total += s;
+  return total;
+}
+
+// ---------------------------------------------------------------------------
+// Queries
+// ---------------------------------------------------------------------------
+
+namespace {
+
+void AppendRow(const QueryResult& src, size_t r, QueryResult* dst) {
+  dst->ids.push_back(src.ids[r]);
+  dst->kinds.push_back(src.kinds[r]);
+  dst->x.push_back(src.x[r]);
+  dst->y.push_back(src.y[r]);
+  dst->z.push_back(src.z[r]);
+  if (!src.distance.empty()) dst->distance.push_back(src.distance[r]);
+  for (size_t c = 0; c < src.columns.size(); ++c) {
+    std::visit(
+        [&](auto& out) {
+          using V = std::decay_t<decltype(out)>;
+          out.push_back(std::get<V>(src.columns[c].data)[r]);
+        },
+        dst->columns[c].data);
+  }
+}
+
+// Combines per-shard answers into one (distances still squared).
+void Merge(const Query& q, std::vector<QueryResult*>& parts, const std::vector<bool>& truncated,
+           QueryResult* out) {
+  out->Clear();
+  bool any_truncated = false;
+  uint64_t count = 0, rows = 0;
+  for (size_t s = 0; s < parts.size(); ++s) {
+    count += parts[s]->count;
+    rows += parts[s]->rows();
+    any_truncated |= truncated[s];
+  }
+  if (q.count_only) {
+    out->count = q.shape == Shape::kNearest ? std::min<uint64_t>(count, q.k) : count;
+    return;
+  }
+  // Projected columns are present (maybe empty) in every shard's answer.
+  for (const ResultColumn& c : parts[0]->columns) {
+    ResultColumn e{c.name, c.type, c.data};
+    std::visit([](auto& v) { v.clear(); }, e.data);
+    out->columns.push_back(std::move(e));
+  }
+  struct Ref {
+    uint32_t part;
+    uint32_t row;
+  };
+  std::vector<Ref> refs;
+  refs.reserve(rows);
+  for (uint32_t s = 0; s < parts.size(); ++s) {
+    for (uint32_t r = 0; r < parts[s]->rows(); ++r) refs.push_back({s, r});
+  }
+  const uint64_t limit = q.limit == 0 ? UINT64_MAX : q.limit;
+  const bool ordered = q.shape == Shape::kNearest || (q.shape == Shape::kCircle && q.order_by_distance);
+  uint64_t keep = std::min<uint64_t>(rows, q.shape == Shape::kNearest ? std::min<uint64_t>(q.k, limit) : limit);
+  if (ordered) {
+    auto less = [&](const Ref& a, const Ref& b) {
+      const double da = parts[a.part]->distance[a.row], db = parts[b.part]->distance[b.row];
+      return da < db || (da == db && parts[a.part]->ids[a.row] < parts[b.part]->ids[b.row]);
+    };
+    std::partial_sort(refs.begin(), refs.begin() + static_cast<ptrdiff_t>(keep), refs.end(), less);
+  }
+  for (uint64_t i = 0; i < keep; ++i) AppendRow(*parts[refs[i].part], refs[i].row, out);
+  out->truncated = q.shape != Shape::kNearest && (any_truncated || keep < rows);
+  out->count = q.shape == Shape::kNearest ? keep : count;
+}
+
+void Finish(QueryResult* r) {
+  for (double& d : r->distance) d = std::sqrt(d);
+}
+
+}  // namespace
+
+void Engine::RunMany(const Query* queries, size_t n, QueryResult* outs, Status* statuses) {
+  const uint32_t shards = shard_count();
+  for (size_t i = 0; i < n; ++i) statuses[i] = Shard::CheckQuery(queries[i]);
+  QueryTask task(shards);
+  task.queries = queries;
+  task.valid = statuses;
+  task.n = n;
+  std::vector<Message> msgs(shards);
+  for (uint32_t s = 0; s < shards; ++s) {
+    msgs[s].type = Message::Type::kQuery;
+    msgs[s].task = &task;
+    shards_[s]->Send(&msgs[s]);
+  }
+  task.done.Wait();
+  std::vector<QueryResult*> parts(shards);
+  std::vector<bool> truncated(shards);
+  for (size_t i = 0; i < n; ++i) {
+    if (!statuses[i].ok()) continue;
+    for (uint32_t s = 0; s < shards && statuses[i].ok(); ++s) {
+      if (!task.statuses[s][i].ok()) statuses[i] = task.statuses[s][i];
+    }
+    if (!statuses[i].ok()) continue;
+    if (shards == 1) {
+      outs[i] = std::move(task.results[0][i]);
+      outs[i].truncated = task.truncated[0][i];
+    } else {
+      for (uint32_t s = 0; s < shards; ++s) {
+        parts[s] = &task.results[s][i];
+        truncated[s] = task.truncated[s][i];
+      }
+      Merge(queries[i], parts, truncated, &outs[i]);
+    }
+    Finish(&outs[i]);
+  }
+}
+
+Status Engine::Run(const Query& q, QueryResult* out) {
+  Status st;
+  RunMany(&q, 1, out, &st);
+  return st;
+}
+
+Status Engine::Density(const DensityQuery& q, DensityResult* out) {
+  WORLDDB_RETURN_IF_ERROR(Shard::CheckDensity(q));
+  const uint32_t shards = shard_count();
+  QueryTask task(shards);
+  task.density = &q;
+  task.densities.resize(shards);
+  std::vector<Message> msgs(shards);
+  for (uint32_t s = 0; s < shards; ++s) {
+    msgs[s].type = Message::Type::kDensity;
+    msgs[s].task = &task;
+    shards_[s]->Send(&msgs[s]);
+  }
+  task.done.Wait();
+  for (uint32_t s = 0; s < shards; ++s) {
+    if (!task.statuses[s][0].ok()) return task.statuses[s][0];
+  }
+  out->nx = q.nx;
+  out->ny = q.ny;
+  out->counts = std::move(task.densities[0].counts);
+  out->total = task.densities[0].total;
+  for (uint32_t s = 1; s < shards; ++s) {
+    for (size_t c = 0; c < out->counts.size(); ++c) out->counts[c] += task.densities[s].counts[c];
+    out->total += task.densities[s].total;
+  }
+  return Status::Ok();
+}
+
+void Engine::ForEachShard(const std::function<void(Shard&, uint32_t)>& fn) {
+  const uint32_t shards = shard_count();
+  QueryTask task(shards);
+  task.fn = &fn;
+  std::vector<Message> msgs(shards);
+  for (uint32_t s = 0; s < shards; ++s) {
+    msgs[s].type = Message::Type::kCall;
+    msgs[s].task = &task;
+    shards_[s]->Send(&msgs[s]);
+  }
+  task.done.Wait();
+}
+
+bool Engine::Get(uint64_t id, Shard::Entity* out) {
+  const uint32_t target = ShardOf(id);
+  bool found = false;
+  QueryTask task(1);
+  const std::function<void(Shard&, uint32_t)> fn = [&](Shard& s, uint32_t) { found = s.Get(id, out); };
+  task.fn = &fn;
+  Message msg;
+  msg.type = Message::Type::kCall;
+  msg.task = &task;
+  shards_[target]->Send(&msg);
+  task.done.Wait();
+  return found;
+}
+
+size_t Engine::size() {
+  std::atomic<size_t> total{0};
+  ForEachShard([&](Shard& s, uint32_t) { total += s.size(); });
+  return total.load();
+}
+
+ShardMemory Engine::Memory() {
+  std::vector<ShardMemory> per(shard_count());
+  ForEachShard([&](Shard& s, uint32_t i) { per[i] = s.Memory(); });
+  ShardMemory m;
+  for (const ShardMemory& p : per) {
+    m.tables += p.tables;
+    m.index += p.index;
+    m.id_map += p.id_map;
+  }
+  return m;
+}
+
+std::string Engine::CheckInvariants() {
+  std::vector<std::string> errors(shard_count());
+  ForEachShard([&](Shard& s, uint32_t i) { errors[i] = s.CheckInvariants(); });
+  for (size_t i = 0; i < errors.size(); ++i) {
+    if (!errors[i].empty()) return "shard " + std::to_string(i) + ": " + errors[i];
+  }
+  return "";
+}
+
+}  // namespace worlddb

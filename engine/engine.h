@@ -1,0 +1,112 @@
+// Engine: the world — a schema and N shards, each owned by its own thread.
+//
+// Threading model (docs/ARCHITECTURE.md "Concurrency"):
+//   * Entities are partitioned over shards by a hash of their id. Each shard's
+//     data is touched only by its thread, so the store needs no lock; work
+//     reaches a shard through its lock-free MPSC queue (engine/mpsc_queue.h).
+//   * Any number of client threads may call any method at once. Calls block
+//     until the shards answered; no mutex sits on the write or query path
+//     (only CreateKind/AlterKind serialize among themselves).
+//   * Every write and schema change takes a ticket from one atomic counter;
+//     every shard applies them in ticket order, so all shards see the same
+//     sequence of changes (the future write-ahead log's LSN order).
+//   * A write batch is applied in two phases: each shard validates its part
+//     (Shard::Prepare), and the batch is committed on every shard only if every
+//     shard accepted it; otherwise it is dropped everywhere and Apply returns
+//     the error. An invalid batch leaves the world untouched.
+//
+// Guarantees:
+//   * A query never sees a torn entity: a shard runs a query between two
+//     writes, never inside one.
+//   * A query issued after Apply() returned sees all of that batch.
+//   * A query running concurrently with a multi-shard batch may see the batch
+//     on some shards and not yet on others (per-shard atomicity, no global
+//     snapshot). Within one shard it sees all or none of the batch.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/batch_generated.h"
+#include "engine/constants.h"
+#include "engine/query.h"
+#include "engine/schema.h"
+#include "engine/shard.h"
+#include "engine/status.h"
+
+namespace worlddb {
+
+struct EngineOptions {
+  Rect world{kDefaultWorldMin, kDefaultWorldMin, kDefaultWorldMax, kDefaultWorldMax};
+  uint32_t shards = 1;
+  // Largest WriteBatch accepted by Apply(bytes), and the FlatBuffers verifier's
+  // table budget (one table per upsert, cell and set).
+  size_t max_batch_bytes = size_t{1} << 30;
+  size_t max_batch_tables = size_t{1} << 26;
+};
+
+class Engine {
+ public:
+  // Checks the options (world finite and non-empty, 1..256 shards).
+  static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
+  ~Engine();  // Stops the shard threads; callers must have returned.
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const EngineOptions& options() const { return options_; }
+  uint32_t shard_count() const { return static_cast<uint32_t>(shards_.size()); }
+  uint32_t ShardOf(uint64_t id) const;
+
+  // ---- Schema ----
+  std::shared_ptr<const Schema> schema() const;
+  Status CreateKind(KindDef def);
+  Status AlterKind(const std::string& kind, std::vector<ColumnDef> add, const std::vector<std::string>& drop);
+
+  // ---- Writes ----
+  // Verifies `data` as a WriteBatch, then applies it whole or not at all.
+  Result<WriteStats> Apply(const uint8_t* data, size_t size);
+  // For callers that verified already (the write-ahead log's replay).
+  Result<WriteStats> ApplyVerified(const fb::WriteBatch& batch);
+  // Ticket of the last write or schema change issued.
+  uint64_t last_ticket() const { return next_ticket_.load(std::memory_order_acquire) - 1; }
+
+  // ---- Queries ----
+  Status Run(const Query& q, QueryResult* out);
+  // Runs n queries with one hand-off per shard (how the server batches
+  // requests). statuses[i] says whether outs[i] holds an answer.
+  void RunMany(const Query* queries, size_t n, QueryResult* outs, Status* statuses);
+  Status Density(const DensityQuery& q, DensityResult* out);
+  bool Get(uint64_t id, Shard::Entity* out);
+
+  // ---- Introspection ----
+  size_t size();
+  ShardMemory Memory();
+  std::string CheckInvariants();
+  // Runs fn(shard, index) on every shard's own thread and waits.
+  void ForEachShard(const std::function<void(Shard&, uint32_t)>& fn);
+
+ private:
+  struct Runner;
+  struct WriteTask;
+  struct SchemaTask;
+  struct QueryTask;
+  struct Message;
+
+  explicit Engine(const EngineOptions& options);
+  Status ChangeSchema(const std::function<Result<std::shared_ptr<const Schema>>(const Schema&, SchemaChange*)>& fn);
+
+  EngineOptions options_;
+  std::vector<std::unique_ptr<Runner>> shards_;
+  alignas(64) std::atomic<uint64_t> next_ticket_{1};
+
+  mutable std::mutex schema_mu_;  // schema changes and schema() only
+  std::shared_ptr<const Schema> schema_;
+};
+
+}  // namespace worlddb

@@ -1,0 +1,740 @@
+#include "engine/shard.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "engine/constants.h"
+#include "engine/utf8.h"
+
+namespace worlddb {
+
+struct Shard::KindStore {
+  KindStore(const KindDef& def, const Rect& world) : table(def), tree(world) {}
+  Table table;
+  QuadTree tree;
+};
+
+namespace {
+
+constexpr uint32_t kSectionUpsert = 0, kSectionMove = 1, kSectionSet = 2, kSectionDelete = 3;
+const char* const kSectionNames[] = {"upserts", "moves", "sets", "deletes"};
+
+std::string Num(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+std::string OpName(const char* section, uint32_t index, uint64_t id) {
+  return std::string(section) + "[" + std::to_string(index) + "] (entity " + std::to_string(id) + ")";
+}
+
+template <class Fn>
+void ForEachIndex(bool all, const std::vector<uint32_t>& indices, uint32_t total, Fn&& fn) {
+  if (all) {
+    for (uint32_t i = 0; i < total; ++i) fn(i);
+  } else {
+    for (uint32_t i : indices) fn(i);
+  }
+}
+
+template <class T>
+uint32_t SizeOf(const flatbuffers::Vector<T>* v) {
+  return v ? v->size() : 0;
+}
+
+}  // namespace
+
+void BatchPart::Clear() {
+  upserts.clear();
+  moves.clear();
+  sets.clear();
+  deletes.clear();
+}
+
+WriteStats& WriteStats::operator+=(const WriteStats& o) {
+  created += o.created;
+  replaced += o.replaced;
+  moved += o.moved;
+  set += o.set;
+  deleted += o.deleted;
+  delete_missing += o.delete_missing;
+  return *this;
+}
+
+Shard::Shard(const Rect& world, std::shared_ptr<const Schema> schema)
+    : world_(world), schema_(std::move(schema)) {
+  for (const KindDef& def : schema_->kinds()) kinds_.push_back(std::make_unique<KindStore>(def, world_));
+}
+
+Shard::~Shard() = default;
+
+// ---------------------------------------------------------------------------
+// Writes
+// ---------------------------------------------------------------------------
+
+Status Shard::ValidatePosition(const char* section, uint32_t index, uint64_t id, double x, double y,
+                               double z) const {
+  const char* axis = nullptr;
+  double bad = 0;
+  if (!std::isfinite(x)) axis = "x", bad = x;
+  else if (!std::isfinite(y)) axis = "y", bad = y;
+  else if (!std::isfinite(z)) axis = "z", bad = z;
+  if (axis) {
+    return Status::InvalidArgument(OpName(section, index, id) + ": " + axis + " = " + Num(bad) +
+                                   " is not finite");
+  }
+  if (!world_.Contains(x, y)) {
+    return Status::InvalidArgument(OpName(section, index, id) + ": position (" + Num(x) + ", " + Num(y) +
+                                   ") is outside the world [" + Num(world_.min_x) + ", " +
+                                   Num(world_.max_x) + "] x [" + Num(world_.min_y) + ", " +
+                                   Num(world_.max_y) + "]");
+  }
+  return Status::Ok();
+}
+
+Status Shard::ValidateCells(const char* section, uint32_t index, uint64_t id, uint16_t kind,
+                            const flatbuffers::Vector<flatbuffers::Offset<fb::Cell>>* cells) const {
+  if (!cells) return Status::Ok();
+  const KindDef& def = schema_->kind(kind);
+  uint64_t seen_small = 0;  // columns named so far (bitmap for the first 64)
+  for (uint32_t c = 0; c < cells->size(); ++c) {
+    const fb::Cell* cell = cells->Get(c);
+    const std::string name = cell->column()->str();
+    const std::string where = OpName(section, index, id) + " column '" + name + "'";
+    const int col = schema_->FindColumn(kind, name);
+    if (col == Schema::kNotFound) {
+      return Status::NotFound(where + ": kind '" + def.name + "' has no such column");
+    }
+    const bool duplicate =
+        col < 64 ? (seen_small >> col) & 1
+                 : std::any_of(cells->begin(), cells->begin() + c,
+                               [&](const fb::Cell* o) { return o->column()->str() == name; });
+    if (duplicate) return Status::InvalidArgument(where + ": named twice in one operation");
+    if (col < 64) seen_small |= uint64_t{1} << col;
+    const ColumnDef& cd = def.columns[col];
+    const ColumnType given = static_cast<ColumnType>(cell->type());
+    if (given != cd.type) {
+      const bool known = cell->type() <= fb::ColumnType_String;
+      return Status::InvalidArgument(where + ": value of type " +
+                                     (known ? ColumnTypeName(given) : "unknown") + " for a " +
+                                     ColumnTypeName(cd.type) + " column");
+    }
+    switch (cd.type) {
+      case ColumnType::kBool:
+        if (cell->i() != 0 && cell->i() != 1) {
+          return Status::InvalidArgument(where + ": bool must be 0 or 1, got " + std::to_string(cell->i()));
+        }
+        break;
+      case ColumnType::kI32:
+        if (cell->i() < INT32_MIN || cell->i() > INT32_MAX) {
+          return Status::InvalidArgument(where + ": " + std::to_string(cell->i()) + " does not fit in i32");
+        }
+        break;
+      case ColumnType::kI64:
+        break;
+      case ColumnType::kF32:
+        if (!std::isfinite(cell->f()) || std::fabs(cell->f()) > std::numeric_limits<float>::max()) {
+          return Status::InvalidArgument(where + ": " + Num(cell->f()) + " is not a finite f32");
+        }
+        break;
+      case ColumnType::kF64:
+        if (!std::isfinite(cell->f())) {
+          return Status::InvalidArgument(where + ": " + Num(cell->f()) + " is not finite");
+        }
+        break;
+      case ColumnType::kString: {
+        const size_t len = cell->s() ? cell->s()->size() : 0;
+        if (len > cd.max_length) {
+          return Status::InvalidArgument(where + ": string of " + std::to_string(len) +
+                                         " bytes exceeds max_length " + std::to_string(cd.max_length));
+        }
+        if (len && !IsValidUtf8(cell->s()->data(), len)) {
+          return Status::InvalidArgument(where + ": string is not valid UTF-8");
+        }
+        break;
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
+  const uint32_t n_up = SizeOf(b.upserts()), n_mv = SizeOf(b.moves()), n_set = SizeOf(b.sets()),
+                 n_del = SizeOf(b.deletes());
+  const size_t ops = part.all ? size_t{n_up} + n_mv + n_set + n_del
+                              : part.upserts.size() + part.moves.size() + part.sets.size() +
+                                    part.deletes.size();
+  // Duplicate ids: every id of this shard's part goes through `seen_`.
+  if (seen_.size() < 2 * ops) {
+    size_t cap = 64;
+    while (cap < 2 * ops) cap <<= 1;
+    seen_.assign(cap, SeenSlot{0, 0, 0});
+    seen_generation_ = 0;
+  }
+  if (++seen_generation_ == 0) {  // wrapped: clear for real
+    std::fill(seen_.begin(), seen_.end(), SeenSlot{0, 0, 0});
+    seen_generation_ = 1;
+  }
+  const size_t mask = seen_.size() - 1;
+  Status dup;
+  auto check_dup = [&](uint32_t section, uint32_t index, uint64_t id) {
+    size_t i = HashId(id) & mask;
+    for (;;) {
+      SeenSlot& s = seen_[i];
+      if (s.generation != seen_generation_) {
+        s = SeenSlot{id, seen_generation_, (section << 29) | index};
+        return true;
+      }
+      if (s.id == id) {
+        dup = Status::InvalidArgument(
+            "entity " + std::to_string(id) + " appears twice in one batch: " + kSectionNames[s.op >> 29] +
+            "[" + std::to_string(s.op & ((1u << 29) - 1)) + "] and " + kSectionNames[section] + "[" +
+            std::to_string(index) + "]; a batch may name an id once");
+        return false;
+      }
+      i = (i + 1) & mask;
+    }
+  };
+
+  Status st;
+  upsert_kinds_.clear();
+  move_locs_.clear();
+  set_locs_.clear();
+
+  // Upserts: kind exists, position valid, cells valid for the kind.
+  const flatbuffers::String* last_kind_name = nullptr;
+  int last_kind = Schema::kNotFound;
+  ForEachIndex(part.all, part.upserts, n_up, [&](uint32_t i) {
+    if (!st.ok()) return;
+    const fb::Upsert* u = b.upserts()->Get(i);
+    if (!check_dup(kSectionUpsert, i, u->id())) return void(st = dup);
+    const flatbuffers::String* kn = u->kind();
+    if (!(last_kind_name && kn->size() == last_kind_name->size() &&
+          std::memcmp(kn->data(), last_kind_name->data(), kn->size()) == 0)) {
+      last_kind = schema_->FindKind(kn->string_view());
+      last_kind_name = kn;
+    }
+    if (last_kind == Schema::kNotFound) {
+      st = Status::NotFound(OpName("upserts", i, u->id()) + ": kind '" + kn->str() + "' does not exist");
+      return;
+    }
+    st = ValidatePosition("upserts", i, u->id(), u->x(), u->y(), u->z());
+    if (st.ok()) st = ValidateCells("upserts", i, u->id(), static_cast<uint16_t>(last_kind), u->cells());
+    upsert_kinds_.push_back(static_cast<uint16_t>(last_kind));
+  });
+  if (!st.ok()) return st;
+
+  // Moves: entity exists, position valid. Remember where it lives for Commit.
+  ForEachIndex(part.all, part.moves, n_mv, [&](uint32_t i) {
+    if (!st.ok()) return;
+    const fb::Move* m = b.moves()->Get(i);
+    if (!check_dup(kSectionMove, i, m->id())) return void(st = dup);
+    const uint64_t* loc = id_map_.Find(m->id());
+    if (!loc) return void(st = Status::NotFound(OpName("moves", i, m->id()) + ": entity does not exist"));
+    st = ValidatePosition("moves", i, m->id(), m->x(), m->y(), m->z());
+    move_locs_.push_back(*loc);
+  });
+  if (!st.ok()) return st;
+
+  // Sets: entity exists, cells valid for its kind.
+  ForEachIndex(part.all, part.sets, n_set, [&](uint32_t i) {
+    if (!st.ok()) return;
+    const fb::SetColumns* s = b.sets()->Get(i);
+    if (!check_dup(kSectionSet, i, s->id())) return void(st = dup);
+    const uint64_t* loc = id_map_.Find(s->id());
+    if (!loc) return void(st = Status::NotFound(OpName("sets", i, s->id()) + ": entity does not exist"));
+    st = ValidateCells("sets", i, s->id(), IdMap::Unpack(*loc).kind, s->cells());
+    set_locs_.push_back(*loc);
+  });
+  if (!st.ok()) return st;
+
+  // Deletes: only the duplicate rule (a missing id is a counted no-op).
+  ForEachIndex(part.all, part.deletes, n_del, [&](uint32_t i) {
+    if (!st.ok()) return;
+    if (!check_dup(kSectionDelete, i, b.deletes()->Get(i))) st = dup;
+  });
+  return st;
+}
+
+void Shard::WriteCells(uint16_t kind, uint32_t row,
+                       const flatbuffers::Vector<flatbuffers::Offset<fb::Cell>>* cells) {
+  if (!cells) return;
+  Table& t = kinds_[kind]->table;
+  for (const fb::Cell* cell : *cells) {
+    const int col = schema_->FindColumn(kind, cell->column()->string_view());
+    Column& c = t.column(static_cast<size_t>(col));
+    switch (c.type()) {
+      case ColumnType::kBool: c.SetBool(row, cell->i() != 0); break;
+      case ColumnType::kI32: c.SetI32(row, static_cast<int32_t>(cell->i())); break;
+      case ColumnType::kI64: c.SetI64(row, cell->i()); break;
+      case ColumnType::kF32: c.SetF32(row, static_cast<float>(cell->f())); break;
+      case ColumnType::kF64: c.SetF64(row, cell->f()); break;
+      case ColumnType::kString:
+        if (cell->s()) c.SetString(row, cell->s()->data(), cell->s()->size());
+        else c.SetString(row, "", 0);
+        break;
+    }
+  }
+}
+
+void Shard::RemoveEntity(uint16_t kind, uint32_t row) {
+  KindStore& ks = *kinds_[kind];
+  id_map_.Erase(ks.table.id(row));
+  ks.tree.Remove(row);
+  const uint32_t moved = ks.table.Remove(row);
+  if (moved != Table::kNoRow) {
+    ks.tree.Rename(moved, row);
+    *id_map_.Find(ks.table.id(row)) = IdMap::Pack({kind, row});
+  }
+}
+
+WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
+  WriteStats ws;
+  const uint32_t n_up = SizeOf(b.upserts()), n_mv = SizeOf(b.moves()), n_set = SizeOf(b.sets()),
+                 n_del = SizeOf(b.deletes());
+
+  // Moves and sets first: their rows were looked up by Prepare and stay valid
+  // until a delete or a kind-changing upsert renumbers rows below.
+  size_t k = 0;
+  ForEachIndex(part.all, part.moves, n_mv, [&](uint32_t i) {
+    const fb::Move* m = b.moves()->Get(i);
+    const IdMap::Location loc = IdMap::Unpack(move_locs_[k++]);
+    KindStore& ks = *kinds_[loc.kind];
+    ks.tree.Move(loc.row, m->x(), m->y());
+    ks.table.set_z(loc.row, m->z());
+  });
+  ws.moved = k;
+  k = 0;
+  ForEachIndex(part.all, part.sets, n_set, [&](uint32_t i) {
+    const IdMap::Location loc = IdMap::Unpack(set_locs_[k++]);
+    WriteCells(loc.kind, loc.row, b.sets()->Get(i)->cells());
+  });
+  ws.set = k;
+
+  ForEachIndex(part.all, part.deletes, n_del, [&](uint32_t i) {
+    const uint64_t* loc = id_map_.Find(b.deletes()->Get(i));
+    if (!loc) {
+      ++ws.delete_missing;
+      return;
+    }
+    const IdMap::Location l = IdMap::Unpack(*loc);
+    RemoveEntity(l.kind, l.row);
+    ++ws.deleted;
+  });
+
+  // Upserts in two passes: first replace existing entities (which may remove
+  // rows), then create the new ones, whose index entries are bulk-inserted per
+  // kind at the end.
+  std::vector<uint32_t> creations;
+  uint64_t recreated = 0;
+  k = 0;
+  ForEachIndex(part.all, part.upserts, n_up, [&](uint32_t i) {
+    const fb::Upsert* u = b.upserts()->Get(i);
+    const uint16_t kind = upsert_kinds_[k++];
+    uint64_t* loc = id_map_.Find(u->id());
+    if (loc) {
+      const IdMap::Location l = IdMap::Unpack(*loc);
+      if (l.kind == kind) {
+        KindStore& ks = *kinds_[kind];
+        ks.tree.Move(l.row, u->x(), u->y());
+        ks.table.set_z(l.row, u->z());
+        ks.table.ResetColumns(l.row, schema_->kind(kind));
+        WriteCells(kind, l.row, u->cells());
+        ++ws.replaced;
+        return;
+      }
+      RemoveEntity(l.kind, l.row);  // the kind changed: re-created below
+      ++ws.replaced;
+      ++recreated;
+    }
+    creations.push_back(k - 1);
+  });
+  ws.created = creations.size() - recreated;
+  if (!creations.empty()) {
+    id_map_.Reserve(id_map_.size() + creations.size());
+    struct Pending {
+      std::vector<uint32_t> rows;
+      std::vector<double> xs, ys;
+    };
+    std::vector<Pending> pending(kinds_.size());
+    for (uint32_t pos : creations) {
+      const uint32_t i = part.all ? pos : part.upserts[pos];
+      const fb::Upsert* u = b.upserts()->Get(i);
+      const uint16_t kind = upsert_kinds_[pos];
+      KindStore& ks = *kinds_[kind];
+      const uint32_t row = ks.table.Append(u->id(), u->z(), schema_->kind(kind));
+      WriteCells(kind, row, u->cells());
+      id_map_.Insert(u->id(), {kind, row});
+      Pending& p = pending[kind];
+      p.rows.push_back(row);
+      p.xs.push_back(u->x());
+      p.ys.push_back(u->y());
+    }
+    for (size_t kind = 0; kind < pending.size(); ++kind) {
+      const Pending& p = pending[kind];
+      if (!p.rows.empty()) kinds_[kind]->tree.BulkInsert(p.rows.data(), p.xs.data(), p.ys.data(), p.rows.size());
+    }
+  }
+  return ws;
+}
+
+void Shard::ApplySchema(std::shared_ptr<const Schema> next, const SchemaChange& change) {
+  schema_ = std::move(next);
+  const KindDef& def = schema_->kind(change.kind);
+  if (change.type == SchemaChange::Type::kCreateKind) {
+    kinds_.push_back(std::make_unique<KindStore>(def, world_));
+  } else {
+    kinds_[change.kind]->table.Alter(change.dropped, change.added, def);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Queries
+// ---------------------------------------------------------------------------
+
+struct Shard::CompiledQuery {
+  struct Pred {
+    const Column* column;
+    CompareOp op;
+    Value value;
+  };
+  int kind = -1;  // -1: every kind
+  std::vector<Pred> preds;
+  std::vector<int> columns;
+
+  template <class T>
+  static bool Compare(CompareOp op, const T& a, const T& b) {
+    switch (op) {
+      case CompareOp::kEq: return a == b;
+      case CompareOp::kNe: return a != b;
+      case CompareOp::kLt: return a < b;
+      case CompareOp::kLe: return a <= b;
+      case CompareOp::kGt: return a > b;
+      case CompareOp::kGe: return a >= b;
+    }
+    return false;
+  }
+  bool Matches(uint32_t row) const {
+    for (const Pred& p : preds) {
+      bool ok = false;
+      switch (p.column->type()) {
+        case ColumnType::kBool: ok = Compare(p.op, p.column->GetBool(row), std::get<bool>(p.value)); break;
+        case ColumnType::kI32: ok = Compare(p.op, p.column->GetI32(row), std::get<int32_t>(p.value)); break;
+        case ColumnType::kI64: ok = Compare(p.op, p.column->GetI64(row), std::get<int64_t>(p.value)); break;
+        case ColumnType::kF32: ok = Compare(p.op, p.column->GetF32(row), std::get<float>(p.value)); break;
+        case ColumnType::kF64: ok = Compare(p.op, p.column->GetF64(row), std::get<double>(p.value)); break;
+        case ColumnType::kString:
+          ok = Compare(p.op, p.column->GetString(row), std::get<std::string>(p.value));
+          break;
+      }
+      if (!ok) return false;
+    }
+    return true;
+  }
+};
+
+Status Shard::CheckQuery(const Query& q) {
+  switch (q.shape) {
+    case Shape::kCircle:
+      if (!std::isfinite(q.x) || !std::isfinite(q.y)) {
+        return Status::InvalidArgument("circle centre (" + Num(q.x) + ", " + Num(q.y) + ") is not finite");
+      }
+      if (!(q.radius >= 0) || !std::isfinite(q.radius)) {
+        return Status::InvalidArgument("radius " + Num(q.radius) + " must be finite and >= 0");
+      }
+      break;
+    case Shape::kRect:
+      if (!std::isfinite(q.rect.min_x) || !std::isfinite(q.rect.min_y) || !std::isfinite(q.rect.max_x) ||
+          !std::isfinite(q.rect.max_y)) {
+        return Status::InvalidArgument("rectangle corners must be finite");
+      }
+      if (!q.rect.Valid()) {
+        return Status::InvalidArgument("rectangle [" + Num(q.rect.min_x) + ", " + Num(q.rect.max_x) + "] x [" +
+                                       Num(q.rect.min_y) + ", " + Num(q.rect.max_y) +
+                                       "] is inverted (min > max)");
+      }
+      break;
+    case Shape::kNearest:
+      if (!std::isfinite(q.x) || !std::isfinite(q.y)) {
+        return Status::InvalidArgument("kNN centre (" + Num(q.x) + ", " + Num(q.y) + ") is not finite");
+      }
+      if (q.k == 0) return Status::InvalidArgument("kNN needs k >= 1, got k = 0");
+      if (q.k > kMaxK) {
+        return Status::InvalidArgument("k = " + std::to_string(q.k) + " exceeds the limit " + std::to_string(kMaxK));
+      }
+      break;
+    default:
+      return Status::InvalidArgument("unknown query shape " + std::to_string(static_cast<int>(q.shape)));
+  }
+  if (q.where.size() > kMaxPredicates) {
+    return Status::InvalidArgument(std::to_string(q.where.size()) + " predicates exceed the limit " +
+                                   std::to_string(kMaxPredicates));
+  }
+  return Status::Ok();
+}
+
+Status Shard::CheckDensity(const DensityQuery& q) {
+  const Rect& r = q.rect;
+  if (!std::isfinite(r.min_x) || !std::isfinite(r.min_y) || !std::isfinite(r.max_x) || !std::isfinite(r.max_y)) {
+    return Status::InvalidArgument("density rectangle corners must be finite");
+  }
+  if (!(r.min_x < r.max_x) || !(r.min_y < r.max_y)) {
+    return Status::InvalidArgument("density rectangle [" + Num(r.min_x) + ", " + Num(r.max_x) + "] x [" +
+                                   Num(r.min_y) + ", " + Num(r.max_y) + "] must have min < max on both axes");
+  }
+  if (q.nx == 0 || q.ny == 0) {
+    return Status::InvalidArgument("density grid " + std::to_string(q.nx) + " x " + std::to_string(q.ny) +
+                                   " needs at least one cell per axis");
+  }
+  if (uint64_t{q.nx} * q.ny > kMaxDensityCells) {
+    return Status::ResourceExhausted("density grid " + std::to_string(q.nx) + " x " + std::to_string(q.ny) +
+                                     " has more than " + std::to_string(kMaxDensityCells) + " cells");
+  }
+  if (q.where.size() > kMaxPredicates) {
+    return Status::InvalidArgument(std::to_string(q.where.size()) + " predicates exceed the limit " +
+                                   std::to_string(kMaxPredicates));
+  }
+  return Status::Ok();
+}
+
+Status Shard::Compile(const std::string& kind, const std::vector<Predicate>& where,
+                      const std::vector<std::string>& columns, CompiledQuery* cq) const {
+  cq->kind = -1;
+  if (!kind.empty()) {
+    cq->kind = schema_->FindKind(kind);
+    if (cq->kind == Schema::kNotFound) return Status::NotFound("kind '" + kind + "' does not exist");
+  } else if (!where.empty() || !columns.empty()) {
+    return Status::InvalidArgument("predicates and projected columns name columns of one kind: set the query's kind");
+  }
+  for (const Predicate& p : where) {
+    const int c = schema_->FindColumn(static_cast<uint16_t>(cq->kind), p.column);
+    if (c == Schema::kNotFound) {
+      return Status::NotFound("predicate: kind '" + kind + "' has no column '" + p.column + "'");
+    }
+    const ColumnType t = schema_->kind(static_cast<uint16_t>(cq->kind)).columns[c].type;
+    if (TypeOf(p.value) != t) {
+      return Status::InvalidArgument("predicate on '" + p.column + "': value " + ValueToString(p.value) + " is " +
+                                     ColumnTypeName(TypeOf(p.value)) + ", column is " + ColumnTypeName(t));
+    }
+    if (static_cast<int>(p.op) > static_cast<int>(CompareOp::kGe)) {
+      return Status::InvalidArgument("predicate on '" + p.column + "': unknown operator");
+    }
+    cq->preds.push_back({&kinds_[cq->kind]->table.column(c), p.op, p.value});
+  }
+  for (const std::string& name : columns) {
+    const int c = schema_->FindColumn(static_cast<uint16_t>(cq->kind), name);
+    if (c == Schema::kNotFound) {
+      return Status::NotFound("projection: kind '" + kind + "' has no column '" + name + "'");
+    }
+    cq->columns.push_back(c);
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+struct Hit {
+  double d2;
+  uint64_t id;
+  uint32_t row;
+  uint16_t kind;
+  double x, y;
+};
+
+bool HitLess(const Hit& a, const Hit& b) { return a.d2 < b.d2 || (a.d2 == b.d2 && a.id < b.id); }
+
+void AppendColumn(const Column& c, uint32_t row, ColumnData* data) {
+  switch (c.type()) {
+    case ColumnType::kBool: std::get<0>(*data).push_back(c.GetBool(row)); break;
+    case ColumnType::kI32: std::get<1>(*data).push_back(c.GetI32(row)); break;
+    case ColumnType::kI64: std::get<2>(*data).push_back(c.GetI64(row)); break;
+    case ColumnType::kF32: std::get<3>(*data).push_back(c.GetF32(row)); break;
+    case ColumnType::kF64: std::get<4>(*data).push_back(c.GetF64(row)); break;
+    case ColumnType::kString: std::get<5>(*data).push_back(c.GetString(row)); break;
+  }
+}
+
+ColumnData EmptyColumnData(ColumnType t) {
+  switch (t) {
+    case ColumnType::kBool: return std::vector<uint8_t>();
+    case ColumnType::kI32: return std::vector<int32_t>();
+    case ColumnType::kI64: return std::vector<int64_t>();
+    case ColumnType::kF32: return std::vector<float>();
+    case ColumnType::kF64: return std::vector<double>();
+    case ColumnType::kString: return std::vector<std::string>();
+  }
+  return std::vector<uint8_t>();
+}
+
+}  // namespace
+
+Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
+  *truncated = false;
+  CompiledQuery cq;
+  WORLDDB_RETURN_IF_ERROR(Compile(q.kind, q.where, q.count_only ? std::vector<std::string>{} : q.columns, &cq));
+  const bool with_distance = q.shape != Shape::kRect;
+  const uint16_t first_kind = cq.kind < 0 ? 0 : static_cast<uint16_t>(cq.kind);
+  const uint16_t end_kind = cq.kind < 0 ? static_cast<uint16_t>(kinds_.size()) : static_cast<uint16_t>(cq.kind + 1);
+
+  if (q.count_only) {
+    uint64_t n = 0;
+    for (uint16_t kd = first_kind; kd < end_kind; ++kd) {
+      const QuadTree& tree = kinds_[kd]->tree;
+      auto count = [&](uint32_t row, double, double) {
+        n += cq.preds.empty() || cq.Matches(row);
+        return true;
+      };
+      if (q.shape == Shape::kCircle) tree.VisitCircle(q.x, q.y, q.radius, count);
+      else if (q.shape == Shape::kRect) tree.VisitRect(q.rect, count);
+      else {
+        std::vector<QuadTree::Neighbor> nn;
+        tree.Nearest(q.x, q.y, q.k, [&](uint32_t row) { return cq.preds.empty() || cq.Matches(row); },
+                     [&](uint32_t row) { return kinds_[kd]->table.id(row); }, &nn);
+        n += nn.size();
+      }
+    }
+    if (q.shape == Shape::kNearest) n = std::min<uint64_t>(n, q.k);
+    out->count += n;
+    return Status::Ok();
+  }
+
+  // Gather hits, then materialize them column by column.
+  std::vector<Hit> hits;
+  const uint64_t limit = q.limit == 0 ? UINT64_MAX : q.limit;
+  const bool ordered = q.shape == Shape::kNearest || (q.shape == Shape::kCircle && q.order_by_distance);
+  for (uint16_t kd = first_kind; kd < end_kind && !*truncated; ++kd) {
+    const KindStore& ks = *kinds_[kd];
+    if (q.shape == Shape::kNearest) {
+      std::vector<QuadTree::Neighbor> nn;
+      ks.tree.Nearest(q.x, q.y, q.k, [&](uint32_t row) { return cq.preds.empty() || cq.Matches(row); },
+                      [&](uint32_t row) { return ks.table.id(row); }, &nn);
+      for (const auto& n : nn) hits.push_back({n.d2, n.key, n.row, kd, ks.tree.X(n.row), ks.tree.Y(n.row)});
+      continue;
+    }
+    auto visit = [&](uint32_t row, double x, double y) {
+      if (!cq.preds.empty() && !cq.Matches(row)) return true;
+      hits.push_back({with_distance ? SquaredDistance(x, y, q.x, q.y) : 0.0, ks.table.id(row), row, kd, x, y});
+      if (!ordered && hits.size() >= limit) {
+        *truncated = true;
+        return false;
+      }
+      return true;
+    };
+    if (q.shape == Shape::kCircle) ks.tree.VisitCircle(q.x, q.y, q.radius, visit);
+    else ks.tree.VisitRect(q.rect, visit);
+  }
+  if (ordered) {
+    const uint64_t keep = std::min<uint64_t>(q.shape == Shape::kNearest ? std::min<uint64_t>(q.k, limit) : limit,
+                                             hits.size());
+    if (q.shape == Shape::kCircle) out->count += hits.size();
+    else out->count += keep;
+    std::partial_sort(hits.begin(), hits.begin() + static_cast<ptrdiff_t>(keep), hits.end(), HitLess);
+    if (keep < hits.size()) *truncated = q.shape == Shape::kCircle;
+    hits.resize(keep);
+  } else {
+    out->count += hits.size();
+  }
+
+  const size_t base = out->ids.size();
+  const size_t n = base + hits.size();
+  out->ids.reserve(n);
+  out->kinds.reserve(n);
+  out->x.reserve(n);
+  out->y.reserve(n);
+  out->z.reserve(n);
+  if (with_distance) out->distance.reserve(n);
+  for (const Hit& h : hits) {
+    out->ids.push_back(h.id);
+    out->kinds.push_back(h.kind);
+    out->x.push_back(h.x);
+    out->y.push_back(h.y);
+    out->z.push_back(kinds_[h.kind]->table.z(h.row));
+    if (with_distance) out->distance.push_back(h.d2);
+  }
+  if (!cq.columns.empty()) {
+    const KindDef& def = schema_->kind(static_cast<uint16_t>(cq.kind));
+    if (out->columns.size() != cq.columns.size()) {
+      out->columns.clear();
+      for (int c : cq.columns) {
+        out->columns.push_back({def.columns[c].name, def.columns[c].type, EmptyColumnData(def.columns[c].type)});
+      }
+    }
+    const Table& t = kinds_[cq.kind]->table;
+    for (size_t i = 0; i < cq.columns.size(); ++i) {
+      const Column& c = t.column(cq.columns[i]);
+      for (const Hit& h : hits) AppendColumn(c, h.row, &out->columns[i].data);
+    }
+  }
+  return Status::Ok();
+}
+
+Status Shard::Density(const DensityQuery& q, DensityResult* out) const {
+  CompiledQuery cq;
+  WORLDDB_RETURN_IF_ERROR(Compile(q.kind, q.where, {}, &cq));
+  const uint16_t first_kind = cq.kind < 0 ? 0 : static_cast<uint16_t>(cq.kind);
+  const uint16_t end_kind = cq.kind < 0 ? static_cast<uint16_t>(kinds_.size()) : static_cast<uint16_t>(cq.kind + 1);
+  const double w = q.rect.max_x - q.rect.min_x, h = q.rect.max_y - q.rect.min_y;
+  uint64_t* counts = out->counts.data();
+  uint64_t total = 0;
+  for (uint16_t kd = first_kind; kd < end_kind; ++kd) {
+    kinds_[kd]->tree.VisitRect(q.rect, [&](uint32_t row, double x, double y) {
+      if (!cq.preds.empty() && !cq.Matches(row)) return true;
+      const uint32_t ix = std::min<uint32_t>(q.nx - 1, static_cast<uint32_t>((x - q.rect.min_x) * q.nx / w));
+      const uint32_t iy = std::min<uint32_t>(q.ny - 1, static_cast<uint32_t>((y - q.rect.min_y) * q.ny / h));
+      ++counts[size_t{iy} * q.nx + ix];
+      ++total;
+      return true;
+    });
+  }
+  out->total += total;
+  return Status::Ok();
+}
+
+bool Shard::Get(uint64_t id, Entity* out) const {
+  const uint64_t* loc = id_map_.Find(id);
+  if (!loc) return false;
+  const IdMap::Location l = IdMap::Unpack(*loc);
+  const KindStore& ks = *kinds_[l.kind];
+  out->kind = l.kind;
+  out->x = ks.tree.X(l.row);
+  out->y = ks.tree.Y(l.row);
+  out->z = ks.table.z(l.row);
+  out->columns.clear();
+  for (size_t c = 0; c < ks.table.column_count(); ++c) out->columns.push_back(ks.table.column(c).Get(l.row));
+  return true;
+}
+
+ShardMemory Shard::Memory() const {
+  ShardMemory m;
+  for (const auto& ks : kinds_) {
+    m.tables += ks->table.MemoryBytes();
+    m.index += ks->tree.MemoryBytes();
+  }
+  m.id_map = id_map_.MemoryBytes();
+  return m;
+}
+
+std::string Shard::CheckInvariants() const {
+  size_t rows = 0;
+  for (size_t kd = 0; kd < kinds_.size(); ++kd) {
+    const KindStore& ks = *kinds_[kd];
+    std::string e = ks.tree.CheckInvariants();
+    if (!e.empty()) return "kind " + std::to_string(kd) + " index: " + e;
+    if (ks.tree.size() != ks.table.size()) return "kind " + std::to_string(kd) + ": index and table sizes differ";
+    for (uint32_t r = 0; r < ks.table.size(); ++r) {
+      const uint64_t* loc = id_map_.Find(ks.table.id(r));
+      if (!loc || IdMap::Unpack(*loc).kind != kd || IdMap::Unpack(*loc).row != r) {
+        return "kind " + std::to_string(kd) + " row " + std::to_string(r) + ": id map disagrees";
+      }
+      if (!ks.tree.Contains(r)) return "kind " + std::to_string(kd) + " row " + std::to_string(r) + ": not indexed";
+    }
+    rows += ks.table.size();
+  }
+  if (rows != id_map_.size()) return "id map holds " + std::to_string(id_map_.size()) + " ids for " + std::to_string(rows) + " rows";
+  return "";
+}
+
+}  // namespace worlddb

@@ -1,0 +1,442 @@
+// QuadTree: the spatial index of one kind's table in one shard.
+//
+// Contract
+//   * Entries are (row, x, y). `row` is the owner's dense row number (a table
+//     row); the tree never sees entity ids, kinds or columns.
+//   * The tree keeps each entry's x and y next to its row in the leaf, so a
+//     query scans contiguous memory; it is the only copy of x and y (the table
+//     keeps id, z and the columns). Owners read positions back with X()/Y().
+//   * Bucket leaves split above kLeafSplit entries and merge below kLeafMerge
+//     (engine/constants.h). A Move() that stays inside its leaf is an O(1)
+//     in-place update; any other move relocates the entry through the nearest
+//     common ancestor.
+//   * Nodes cover half-open boxes [min, mid) / [mid, max) split at the centre;
+//     the world box itself is closed, so points on the world's max edges go to
+//     the last cell. Query predicates are in index/geometry.h.
+//   * Preconditions (checked by the engine before it calls, asserted in debug
+//     builds): positions are finite and inside the world; Insert takes a row not
+//     present; Move/Remove/X/Y take a row present.
+//
+// Thread safety: none. A tree is owned by one shard and touched only by that
+// shard's thread. Const methods do not mutate (several readers may share a
+// tree as long as no writer runs).
+#pragma once
+
+#include <algorithm>
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/constants.h"
+#include "index/geometry.h"
+
+namespace worlddb {
+
+namespace quadtree_detail {
+// Bytes per leaf entry: x, y (f64) and row (u32).
+inline constexpr size_t kEntryBytes = 2 * sizeof(double) + sizeof(uint32_t);
+// Leaf capacities (entries): the allocator's size classes (four per doubling,
+// from 160 bytes) divided by kEntryBytes, so a leaf allocation is nearly all
+// payload. cap[0] == 0 means "no storage".
+struct CapTable {
+  uint32_t cap[160];
+  uint32_t n;
+};
+constexpr CapTable MakeCapTable() {
+  CapTable t{};
+  t.cap[t.n++] = 0;
+  for (uint64_t base = 128;; base *= 2) {
+    for (uint64_t i = 1; i <= 4; ++i) {
+      const uint64_t c = (base + base * i / 4) / kEntryBytes;
+      if (c > UINT32_MAX || t.n == 160) return t;
+      if (c > t.cap[t.n - 1]) t.cap[t.n++] = static_cast<uint32_t>(c);
+    }
+  }
+}
+inline constexpr CapTable kCapTable = MakeCapTable();
+}  // namespace quadtree_detail
+
+class QuadTree {
+ public:
+  struct Neighbor {
+    uint32_t row;
+    double d2;     // squared distance to the query point
+    uint64_t key;  // tie-break key supplied by the caller (the entity id)
+  };
+
+  explicit QuadTree(const Rect& world);
+  ~QuadTree();
+  QuadTree(const QuadTree&) = delete;
+  QuadTree& operator=(const QuadTree&) = delete;
+
+  void Insert(uint32_t row, double x, double y);
+  // Inserts n entries; faster than n Insert() calls (builds leaves by
+  // partitioning rather than by descending once per entry).
+  void BulkInsert(const uint32_t* rows, const double* xs, const double* ys, size_t n);
+  void Move(uint32_t row, double x, double y);
+  void Remove(uint32_t row);
+  // The owner moved row `from` to row `to` (dense tables fill a hole with their
+  // last row). `to` must not be present; afterwards `from` is not present.
+  void Rename(uint32_t from, uint32_t to);
+  void Clear();
+
+  bool Contains(uint32_t row) const;
+  double X(uint32_t row) const;
+  double Y(uint32_t row) const;
+  size_t size() const;
+
+  // Visitors are called as v(uint32_t row, double x, double y) and return true
+  // to go on or false to stop. Return false iff a visitor stopped the walk.
+  template <class Visitor>
+  bool VisitCircle(double cx, double cy, double r, Visitor&& v) const;
+  template <class Visitor>
+  bool VisitRect(const Rect& rect, Visitor&& v) const;
+  template <class Visitor>
+  bool VisitAll(Visitor&& v) const;
+
+  // The k entries nearest to (cx, cy) among those for which accept(row) is
+  // true, ordered by (d2, key(row)) ascending; `out` is replaced.
+  template <class Accept, class Key>
+  void Nearest(double cx, double cy, size_t k, Accept&& accept, Key&& key,
+               std::vector<Neighbor>* out) const;
+
+  // Bytes held by nodes, leaves and the row map (for memory accounting).
+  size_t MemoryBytes() const;
+  size_t LeafCount() const;
+  size_t MaxDepth() const;
+  // Full structural check for tests: every entry in the right leaf, leaf sizes
+  // within limits where splittable, row map consistent. Empty string if fine.
+  std::string CheckInvariants() const;
+
+ private:
+  // Layout (see index/README.md):
+  //   * nodes_ is a pool of Node addressed by u32; node 0 is the root and the
+  //     children of a node are 4 consecutive nodes (quadrant q = (x >= mid_x) |
+  //     ((y >= mid_y) << 1)). Freed child groups go to free_groups_.
+  //   * A leaf owns one allocation of capacity `cap` entries laid out as
+  //     xs[cap] | ys[cap] | rows[cap] (u32). Capacities follow kCapTable (the
+  //     allocator's size classes divided by 20 bytes), so leaves stay well filled.
+  //   * The row map is chunked (kChunkRows refs per chunk, allocated lazily);
+  //     a ref is (leaf u32, slot u16) in 6 bytes. A slot >= 0xFFFF (only in a
+  //     depth-capped leaf holding that many coincident points) is stored as
+  //     kSlotOverflow and the real slot lives in overflow_.
+  static constexpr uint32_t kNil = UINT32_MAX;
+  static constexpr uint16_t kSlotOverflow = 0xFFFF;
+  static constexpr uint8_t kClosedX = 1;  // max_x is the world's closed edge
+  static constexpr uint8_t kClosedY = 2;
+  static constexpr size_t kEntryBytes = quadtree_detail::kEntryBytes;
+  // DFS stack bound: each level leaves at most 3 siblings behind.
+  static constexpr size_t kStackSize = 4 * (size_t{kMaxDepth} + 4);
+
+  struct Node {
+    double min_x, min_y, max_x, max_y;  // [min, max) or [min, max] per flags
+    uint32_t parent;                    // kNil for the root
+    uint32_t child;                     // first of 4 children; kNil for a leaf
+    void* data;                         // leaf storage, nullptr when cap == 0
+    uint32_t count;                     // leaf entries
+    uint8_t cap_class;                  // index into kCapTable
+    uint8_t depth;
+    uint8_t flags;                      // kClosedX | kClosedY
+    uint8_t unused;
+  };
+  struct RowRef {
+    uint16_t leaf_lo, leaf_hi, slot;
+  };
+  // Absent rows have leaf kNil and slot 0; kSlotOverflow always means "present,
+  // real slot in overflow_".
+  static constexpr RowRef kAbsentRef{0xFFFF, 0xFFFF, 0};
+  struct Chunk {
+    RowRef refs[kChunkRows];
+  };
+  static constexpr const auto& kCapTable = quadtree_detail::kCapTable;
+
+  struct HeapItem {
+    double d2;
+    uint32_t node;
+  };
+  struct BulkEntry {
+    double x, y;
+    uint32_t row;
+    uint32_t q;  // quadrant scratch
+  };
+
+  static uint32_t Cap(const Node& n) { return kCapTable.cap[n.cap_class]; }
+  static double* Xs(const Node& n) { return static_cast<double*>(n.data); }
+  static double* Ys(const Node& n) { return static_cast<double*>(n.data) + Cap(n); }
+  static uint32_t* Rows(const Node& n) {
+    return reinterpret_cast<uint32_t*>(static_cast<double*>(n.data) + 2 * size_t{Cap(n)});
+  }
+  static uint32_t LeafOf(const RowRef& r) { return uint32_t{r.leaf_lo} | (uint32_t{r.leaf_hi} << 16); }
+  static bool InBox(const Node& n, double x, double y) {
+    return x >= n.min_x && y >= n.min_y &&
+           (x < n.max_x || ((n.flags & kClosedX) != 0 && x <= n.max_x)) &&
+           (y < n.max_y || ((n.flags & kClosedY) != 0 && y <= n.max_y));
+  }
+  // Smallest squared distance from (cx, cy) to the node's box, computed so
+  // that it never exceeds SquaredDistance(p, c) for a point p in the box
+  // (IEEE rounding is monotone).
+  static double BoxMinD2(const Node& n, double cx, double cy) {
+    double dx = 0, dy = 0;
+    if (cx < n.min_x) dx = n.min_x - cx; else if (cx > n.max_x) dx = cx - n.max_x;
+    if (cy < n.min_y) dy = n.min_y - cy; else if (cy > n.max_y) dy = cy - n.max_y;
+    return dx * dx + dy * dy;
+  }
+  // Largest squared distance from (cx, cy) to the box; never below
+  // SquaredDistance(p, c) for a point p in the box.
+  static double BoxMaxD2(const Node& n, double cx, double cy) {
+    const double ax = n.min_x - cx, bx = n.max_x - cx;
+    const double ay = n.min_y - cy, by = n.max_y - cy;
+    const double dx = (ax < 0 ? -ax : ax) > (bx < 0 ? -bx : bx) ? ax : bx;
+    const double dy = (ay < 0 ? -ay : ay) > (by < 0 ? -by : by) ? ay : by;
+    return dx * dx + dy * dy;
+  }
+  static bool NeighborLess(const Neighbor& a, const Neighbor& b) {
+    if (a.d2 != b.d2) return a.d2 < b.d2;
+    if (a.key != b.key) return a.key < b.key;
+    return a.row < b.row;
+  }
+
+  RowRef& RefAt(uint32_t row) const {
+    return chunks_[row >> kChunkRowsLog2]->refs[row & (kChunkRows - 1)];
+  }
+  const RowRef* FindRef(uint32_t row) const {
+    const size_t c = row >> kChunkRowsLog2;
+    if (c >= chunks_.size() || !chunks_[c]) return nullptr;
+    return &chunks_[c]->refs[row & (kChunkRows - 1)];
+  }
+  uint32_t SlotOf(uint32_t row, const RowRef& r) const {
+    return r.slot != kSlotOverflow ? r.slot : OverflowSlot(row);
+  }
+  uint32_t OverflowSlot(uint32_t row) const;
+  void EnsureChunk(uint32_t row);
+  void SetRef(uint32_t row, uint32_t leaf, uint32_t slot) {
+    RowRef& r = RefAt(row);
+    if (slot < kSlotOverflow && r.slot != kSlotOverflow) [[likely]] {
+      r = RowRef{static_cast<uint16_t>(leaf), static_cast<uint16_t>(leaf >> 16),
+                 static_cast<uint16_t>(slot)};
+    } else {
+      SetRefSlow(row, leaf, slot);
+    }
+  }
+  void SetRefSlow(uint32_t row, uint32_t leaf, uint32_t slot);
+  void ClearRef(uint32_t row);
+
+  void InitRoot();
+  void FreeAll();
+  void* AllocLeafData(uint8_t cls);
+  void FreeLeafData(void* data, uint8_t cls);
+  void ResizeLeaf(uint32_t leaf, uint8_t cls);
+  static uint8_t ClassFor(uint64_t n);
+  uint32_t AllocGroup();
+  uint32_t MakeChildren(uint32_t node);
+  uint32_t Descend(uint32_t from, double x, double y) const;
+  void Append(uint32_t leaf, uint32_t row, double x, double y);
+  void Split(uint32_t leaf);
+  void RemoveAt(uint32_t leaf, uint32_t slot);
+  void TryMerge(uint32_t leaf);
+  void MoveSlow(uint32_t row, uint32_t leaf, double x, double y);
+  void BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t m, const Rect* box);
+  static std::vector<HeapItem>& NearestScratch();
+
+  template <class Visitor>
+  bool VisitSubtree(uint32_t node, Visitor& v) const;
+
+  Rect world_;
+  std::vector<Node> nodes_;
+  std::vector<uint32_t> free_groups_;
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+  std::unordered_map<uint32_t, uint32_t> overflow_;
+  size_t size_ = 0;
+  size_t num_chunks_ = 0;
+  size_t leaf_bytes_ = 0;
+};
+
+// ---- Inline hot paths ----------------------------------------------------------
+
+inline size_t QuadTree::size() const { return size_; }
+
+inline bool QuadTree::Contains(uint32_t row) const {
+  const RowRef* r = FindRef(row);
+  return r != nullptr && LeafOf(*r) != kNil;
+}
+
+inline double QuadTree::X(uint32_t row) const {
+  assert(Contains(row));
+  const RowRef& r = RefAt(row);
+  return Xs(nodes_[LeafOf(r)])[SlotOf(row, r)];
+}
+
+inline double QuadTree::Y(uint32_t row) const {
+  assert(Contains(row));
+  const RowRef& r = RefAt(row);
+  return Ys(nodes_[LeafOf(r)])[SlotOf(row, r)];
+}
+
+inline void QuadTree::Move(uint32_t row, double x, double y) {
+  assert(Contains(row));
+  const RowRef& r = RefAt(row);
+  const uint32_t leaf = LeafOf(r);
+  Node& n = nodes_[leaf];
+  if (InBox(n, x, y)) [[likely]] {
+    const uint32_t slot = SlotOf(row, r);
+    Xs(n)[slot] = x;
+    Ys(n)[slot] = y;
+    return;
+  }
+  MoveSlow(row, leaf, x, y);
+}
+
+// ---- Queries ---------------------------------------------------------------------
+
+template <class Visitor>
+bool QuadTree::VisitSubtree(uint32_t node, Visitor& v) const {
+  uint32_t stack[kStackSize];
+  size_t sp = 0;
+  stack[sp++] = node;
+  while (sp > 0) {
+    const Node& n = nodes_[stack[--sp]];
+    if (n.child == kNil) {
+      const double* xs = Xs(n);
+      const double* ys = xs + Cap(n);
+      const uint32_t* rows = Rows(n);
+      for (uint32_t i = 0, e = n.count; i < e; ++i) {
+        if (!v(rows[i], xs[i], ys[i])) return false;
+      }
+    } else {
+      for (uint32_t q = 0; q < 4; ++q) stack[sp++] = n.child + 3 - q;
+    }
+  }
+  return true;
+}
+
+template <class Visitor>
+bool QuadTree::VisitAll(Visitor&& v) const {
+  return VisitSubtree(0, v);
+}
+
+template <class Visitor>
+bool QuadTree::VisitCircle(double cx, double cy, double r, Visitor&& v) const {
+  const double rr = r * r;
+  uint32_t stack[kStackSize];
+  size_t sp = 0;
+  stack[sp++] = 0;
+  while (sp > 0) {
+    const uint32_t idx = stack[--sp];
+    const Node& n = nodes_[idx];
+    if (n.child == kNil && n.count == 0) continue;
+    if (!(BoxMinD2(n, cx, cy) <= rr)) continue;
+    if (BoxMaxD2(n, cx, cy) <= rr) {
+      // Every point of the box passes the exact test (monotone rounding).
+      if (!VisitSubtree(idx, v)) return false;
+      continue;
+    }
+    if (n.child == kNil) {
+      const double* xs = Xs(n);
+      const double* ys = xs + Cap(n);
+      const uint32_t* rows = Rows(n);
+      for (uint32_t i = 0, e = n.count; i < e; ++i) {
+        if (SquaredDistance(xs[i], ys[i], cx, cy) <= rr) {
+          if (!v(rows[i], xs[i], ys[i])) return false;
+        }
+      }
+    } else {
+      for (uint32_t q = 0; q < 4; ++q) stack[sp++] = n.child + 3 - q;
+    }
+  }
+  return true;
+}
+
+template <class Visitor>
+bool QuadTree::VisitRect(const Rect& rect, Visitor&& v) const {
+  uint32_t stack[kStackSize];
+  size_t sp = 0;
+  stack[sp++] = 0;
+  while (sp > 0) {
+    const uint32_t idx = stack[--sp];
+    const Node& n = nodes_[idx];
+    if (n.child == kNil && n.count == 0) continue;
+    if (!(rect.min_x <= n.max_x && n.min_x <= rect.max_x && rect.min_y <= n.max_y &&
+          n.min_y <= rect.max_y)) {
+      continue;
+    }
+    if (rect.min_x <= n.min_x && n.max_x <= rect.max_x && rect.min_y <= n.min_y &&
+        n.max_y <= rect.max_y) {
+      if (!VisitSubtree(idx, v)) return false;
+      continue;
+    }
+    if (n.child == kNil) {
+      const double* xs = Xs(n);
+      const double* ys = xs + Cap(n);
+      const uint32_t* rows = Rows(n);
+      for (uint32_t i = 0, e = n.count; i < e; ++i) {
+        if (rect.Contains(xs[i], ys[i])) {
+          if (!v(rows[i], xs[i], ys[i])) return false;
+        }
+      }
+    } else {
+      for (uint32_t q = 0; q < 4; ++q) stack[sp++] = n.child + 3 - q;
+    }
+  }
+  return true;
+}
+
+template <class Accept, class Key>
+void QuadTree::Nearest(double cx, double cy, size_t k, Accept&& accept, Key&& key,
+                       std::vector<Neighbor>* out) const {
+  out->clear();
+  if (k == 0 || size_ == 0) return;
+  // Borrow the thread's scratch heap (swap, so a nested call stays correct).
+  std::vector<HeapItem> heap;
+  heap.swap(NearestScratch());
+  heap.clear();
+  const auto node_greater = [](const HeapItem& a, const HeapItem& b) { return a.d2 > b.d2; };
+  heap.push_back({BoxMinD2(nodes_[0], cx, cy), 0});
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), node_greater);
+    const HeapItem item = heap.back();
+    heap.pop_back();
+    const bool full = out->size() == k;
+    // Nodes at exactly the k-th distance may still win on key.
+    if (full && item.d2 > out->front().d2) break;
+    const Node& n = nodes_[item.node];
+    if (n.child == kNil) {
+      const double* xs = Xs(n);
+      const double* ys = xs + Cap(n);
+      const uint32_t* rows = Rows(n);
+      for (uint32_t i = 0, e = n.count; i < e; ++i) {
+        const double d2 = SquaredDistance(xs[i], ys[i], cx, cy);
+        if (out->size() == k && d2 > out->front().d2) continue;
+        const uint32_t row = rows[i];
+        if (!accept(row)) continue;
+        const Neighbor cand{row, d2, static_cast<uint64_t>(key(row))};
+        if (out->size() < k) {
+          out->push_back(cand);
+          std::push_heap(out->begin(), out->end(), NeighborLess);
+        } else if (NeighborLess(cand, out->front())) {
+          std::pop_heap(out->begin(), out->end(), NeighborLess);
+          out->back() = cand;
+          std::push_heap(out->begin(), out->end(), NeighborLess);
+        }
+      }
+    } else {
+      for (uint32_t q = 0; q < 4; ++q) {
+        const uint32_t c = n.child + q;
+        const Node& cn = nodes_[c];
+        if (cn.child == kNil && cn.count == 0) continue;
+        const double d2 = BoxMinD2(cn, cx, cy);
+        if (out->size() == k && d2 > out->front().d2) continue;
+        heap.push_back({d2, c});
+        std::push_heap(heap.begin(), heap.end(), node_greater);
+      }
+    }
+  }
+  std::sort_heap(out->begin(), out->end(), NeighborLess);
+  heap.clear();
+  heap.swap(NearestScratch());
+}
+
+}  // namespace worlddb

@@ -1,0 +1,724 @@
+// Unit and randomized differential tests of index/quadtree.h.
+#include "index/quadtree.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace worlddb {
+namespace {
+
+using Neighbor = QuadTree::Neighbor;
+
+const Rect kWorld{0, 0, 100, 100};
+
+uint64_t KeyOf(uint32_t row) { return uint64_t{row} * 0x9E3779B97F4A7C15ull; }  // a bijection
+
+std::vector<uint32_t> CircleRows(const QuadTree& t, double cx, double cy, double r) {
+  std::vector<uint32_t> out;
+  t.VisitCircle(cx, cy, r, [&](uint32_t row, double x, double y) {
+    EXPECT_EQ(x, t.X(row));
+    EXPECT_EQ(y, t.Y(row));
+    out.push_back(row);
+    return true;
+  });
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<uint32_t> RectRows(const QuadTree& t, const Rect& rect) {
+  std::vector<uint32_t> out;
+  t.VisitRect(rect, [&](uint32_t row, double, double) {
+    out.push_back(row);
+    return true;
+  });
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<uint32_t> AllRows(const QuadTree& t) {
+  std::vector<uint32_t> out;
+  t.VisitAll([&](uint32_t row, double, double) {
+    out.push_back(row);
+    return true;
+  });
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<Neighbor> NearestOf(const QuadTree& t, double cx, double cy, size_t k,
+                                bool (*accept)(uint32_t) = nullptr) {
+  std::vector<Neighbor> out;
+  t.Nearest(
+      cx, cy, k, [&](uint32_t row) { return accept == nullptr || accept(row); }, KeyOf, &out);
+  return out;
+}
+
+// Brute-force model: row -> position.
+struct Model {
+  std::unordered_map<uint32_t, std::pair<double, double>> pos;
+
+  std::vector<uint32_t> Circle(double cx, double cy, double r) const {
+    std::vector<uint32_t> out;
+    for (const auto& [row, p] : pos) {
+      if (SquaredDistance(p.first, p.second, cx, cy) <= r * r) out.push_back(row);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::vector<uint32_t> InRect(const Rect& rect) const {
+    std::vector<uint32_t> out;
+    for (const auto& [row, p] : pos) {
+      if (rect.Contains(p.first, p.second)) out.push_back(row);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::vector<Neighbor> Nearest(double cx, double cy, size_t k, bool (*accept)(uint32_t)) const {
+    std::vector<Neighbor> all;
+    for (const auto& [row, p] : pos) {
+      if (accept != nullptr && !accept(row)) continue;
+      all.push_back({row, SquaredDistance(p.first, p.second, cx, cy), KeyOf(row)});
+    }
+    std::sort(all.begin(), all.end(), [](const Neighbor& a, const Neighbor& b) {
+      return a.d2 != b.d2 ? a.d2 < b.d2 : a.key < b.key;
+    });
+    if (all.size() > k) all.resize(k);
+    return all;
+  }
+};
+
+void ExpectSameNeighbors(const std::vector<Neighbor>& got, const std::vector<Neighbor>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].row, want[i].row) << "at " << i;
+    EXPECT_EQ(got[i].d2, want[i].d2) << "at " << i;
+    EXPECT_EQ(got[i].key, want[i].key) << "at " << i;
+  }
+}
+
+// ---- Basics -----------------------------------------------------------------------
+
+TEST(QuadTreeTest, EmptyTree) {
+  QuadTree t(kWorld);
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_FALSE(t.Contains(0));
+  EXPECT_FALSE(t.Contains(123456789));
+  EXPECT_TRUE(CircleRows(t, 50, 50, 1000).empty());
+  EXPECT_TRUE(RectRows(t, kWorld).empty());
+  EXPECT_TRUE(AllRows(t).empty());
+  EXPECT_TRUE(NearestOf(t, 1, 1, 5).empty());
+  EXPECT_EQ(t.LeafCount(), 1u);
+  EXPECT_EQ(t.MaxDepth(), 0u);
+  EXPECT_EQ(t.CheckInvariants(), "");
+}
+
+TEST(QuadTreeTest, InsertRemoveMove) {
+  QuadTree t(kWorld);
+  t.Insert(7, 10, 20);
+  t.Insert(3, 30, 40);
+  EXPECT_EQ(t.size(), 2u);
+  EXPECT_TRUE(t.Contains(7));
+  EXPECT_TRUE(t.Contains(3));
+  EXPECT_FALSE(t.Contains(4));
+  EXPECT_EQ(t.X(7), 10);
+  EXPECT_EQ(t.Y(7), 20);
+  t.Move(7, 11, 21);
+  EXPECT_EQ(t.X(7), 11);
+  EXPECT_EQ(t.Y(7), 21);
+  EXPECT_EQ(CircleRows(t, 11, 21, 0.5), std::vector<uint32_t>{7});
+  t.Remove(7);
+  EXPECT_FALSE(t.Contains(7));
+  EXPECT_EQ(t.size(), 1u);
+  EXPECT_EQ(AllRows(t), std::vector<uint32_t>{3});
+  t.Insert(7, 90, 90);  // a removed row can come back
+  EXPECT_EQ(AllRows(t), (std::vector<uint32_t>{3, 7}));
+  EXPECT_EQ(t.CheckInvariants(), "");
+}
+
+TEST(QuadTreeTest, RenameMovesRowIdentity) {
+  QuadTree t(kWorld);
+  for (uint32_t i = 0; i < 200; ++i) t.Insert(i, i % 100, (i * 7) % 100);
+  t.Rename(199, 1000);
+  EXPECT_FALSE(t.Contains(199));
+  EXPECT_TRUE(t.Contains(1000));
+  EXPECT_EQ(t.X(1000), 99);
+  EXPECT_EQ(t.Y(1000), (199 * 7) % 100);
+  t.Remove(5);
+  t.Rename(198, 5);  // fill the hole, as a dense table does
+  EXPECT_EQ(t.X(5), 98);
+  t.Move(5, 1, 1);
+  t.Move(1000, 2, 2);
+  EXPECT_EQ(CircleRows(t, 1.5, 1.5, 0.8), (std::vector<uint32_t>{5, 1000}));
+  EXPECT_EQ(t.size(), 199u);
+  EXPECT_EQ(t.CheckInvariants(), "");
+}
+
+TEST(QuadTreeTest, ClearResets) {
+  QuadTree t(kWorld);
+  for (uint32_t i = 0; i < 1000; ++i) t.Insert(i, (i * 37) % 100, (i * 11) % 100);
+  const size_t empty_bytes = QuadTree(kWorld).MemoryBytes();
+  EXPECT_GT(t.MemoryBytes(), empty_bytes);
+  t.Clear();
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(t.LeafCount(), 1u);
+  EXPECT_FALSE(t.Contains(3));
+  EXPECT_EQ(t.MemoryBytes(), empty_bytes);
+  t.Insert(3, 5, 5);
+  EXPECT_EQ(AllRows(t), std::vector<uint32_t>{3});
+  EXPECT_EQ(t.CheckInvariants(), "");
+}
+
+// ---- Split / merge --------------------------------------------------------------------
+
+TEST(QuadTreeTest, SplitAboveLeafSplit) {
+  QuadTree t(kWorld);
+  for (uint32_t i = 0; i < kLeafSplit; ++i) t.Insert(i, 1 + (i % 8) * 12, 1 + (i / 8) * 12);
+  EXPECT_EQ(t.LeafCount(), 1u);
+  t.Insert(kLeafSplit, 55, 55);
+  EXPECT_EQ(t.LeafCount(), 4u);
+  EXPECT_EQ(t.MaxDepth(), 1u);
+  EXPECT_EQ(t.CheckInvariants(), "");
+}
+
+TEST(QuadTreeTest, MergeAtLeafMergeWithHysteresis) {
+  QuadTree t(kWorld);
+  const uint32_t n = kLeafSplit + 1;
+  for (uint32_t i = 0; i < n; ++i) t.Insert(i, 1 + (i % 8) * 12, 1 + (i / 8) * 11);
+  ASSERT_EQ(t.LeafCount(), 4u);
+  // Down to kLeafMerge + 1 entries: still split (hysteresis).
+  uint32_t live = n;
+  while (live > kLeafMerge + 1) t.Remove(--live);
+  EXPECT_EQ(t.LeafCount(), 4u);
+  EXPECT_EQ(t.CheckInvariants(), "");
+  t.Remove(--live);  // kLeafMerge left: merges
+  EXPECT_EQ(t.LeafCount(), 1u);
+  EXPECT_EQ(t.size(), kLeafMerge);
+  EXPECT_EQ(t.CheckInvariants(), "");
+  // Growing back to kLeafSplit does not split.
+  for (uint32_t i = live; i < kLeafSplit; ++i) t.Insert(i, 3 + (i % 9) * 10, 3 + (i / 9) * 10);
+  EXPECT_EQ(t.LeafCount(), 1u);
+}
+
+TEST(QuadTreeTest, OscillationAcrossBoundaryDoesNotChurn) {
+  QuadTree t(kWorld);
+  // 64 entries in the left half, none in the right half: one leaf.
+  for (uint32_t i = 0; i < kLeafSplit; ++i) t.Insert(i, 10 + (i % 8), 10 + (i / 8) * 10);
+  ASSERT_EQ(t.LeafCount(), 1u);
+  t.Insert(1000, 49.9, 50);  // 65th: the root splits
+  const size_t leaves = t.LeafCount();
+  const size_t bytes = t.MemoryBytes();
+  ASSERT_EQ(leaves, 4u);
+  for (int step = 0; step < 1000; ++step) {
+    t.Move(1000, step % 2 == 0 ? 50.0 : 49.9, 50);  // across the mid line x == 50
+    ASSERT_EQ(t.LeafCount(), leaves);
+  }
+  EXPECT_EQ(t.MemoryBytes(), bytes);
+  EXPECT_EQ(t.CheckInvariants(), "");
+  // An entity alone in a small merged leaf crossing its mid line is in place.
+  QuadTree u(kWorld);
+  for (uint32_t i = 0; i < 10; ++i) u.Insert(i, 10 + i, 10);
+  for (int step = 0; step < 100; ++step) {
+    u.Move(0, step % 2 == 0 ? 50.0 : 49.0, 50);
+    ASSERT_EQ(u.LeafCount(), 1u);
+  }
+}
+
+TEST(QuadTreeTest, MoveAcrossLeavesRelocates) {
+  QuadTree t(kWorld);
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(0, 100);
+  for (uint32_t i = 0; i < 2000; ++i) t.Insert(i, u(rng), u(rng));
+  ASSERT_GT(t.LeafCount(), 16u);
+  for (uint32_t i = 0; i < 2000; ++i) t.Move(i, 100 - t.X(i), 100 - t.Y(i));
+  EXPECT_EQ(t.CheckInvariants(), "");
+  for (uint32_t i = 0; i < 2000; ++i) t.Move(i, 0.5, 0.5);  // everything into one corner
+  EXPECT_EQ(t.CheckInvariants(), "");
+  EXPECT_EQ(CircleRows(t, 0.5, 0.5, 0).size(), 2000u);
+  for (uint32_t i = 0; i < 1990; ++i) t.Remove(i);
+  EXPECT_EQ(t.LeafCount(), 1u);  // merged all the way up
+  EXPECT_EQ(t.CheckInvariants(), "");
+}
+
+TEST(QuadTreeTest, AllCoincidentHitsDepthCap) {
+  QuadTree t(kWorld);
+  const uint32_t n = 3 * kLeafSplit;
+  for (uint32_t i = 0; i < n; ++i) t.Insert(i, 12.5, 37.5);
+  EXPECT_EQ(t.MaxDepth(), kMaxDepth);
+  EXPECT_EQ(t.CheckInvariants(), "");
+  EXPECT_EQ(CircleRows(t, 12.5, 37.5, 0).size(), n);
+  EXPECT_EQ(RectRows(t, Rect{12.5, 37.5, 12.5, 37.5}).size(), n);
+  auto nn = NearestOf(t, 0, 0, 5);
+  ASSERT_EQ(nn.size(), 5u);
+  for (size_t i = 1; i < nn.size(); ++i) EXPECT_LT(nn[i - 1].key, nn[i].key);
+  for (uint32_t i = 0; i < n; ++i) t.Remove(i);
+  EXPECT_EQ(t.LeafCount(), 1u);
+  EXPECT_EQ(t.MaxDepth(), 0u);
+  EXPECT_EQ(t.CheckInvariants(), "");
+}
+
+TEST(QuadTreeTest, HugeCoincidentLeafUsesOverflowSlots) {
+  // More than 65535 entries in one depth-capped leaf: slots beyond u16.
+  QuadTree t(kWorld);
+  const uint32_t n = 70000;
+  std::vector<uint32_t> rows(n);
+  std::vector<double> xs(n, 33.0), ys(n, 66.0);
+  for (uint32_t i = 0; i < n; ++i) rows[i] = i;
+  t.BulkInsert(rows.data(), xs.data(), ys.data(), n);
+  ASSERT_EQ(t.CheckInvariants(), "");
+  EXPECT_EQ(t.X(n - 1), 33.0);
+  t.Move(n - 1, 33.0, 66.0);  // in place, overflow slot
+  t.Move(n - 2, 1, 1);        // out of the big leaf
+  t.Remove(0);                // swap-remove moves the last entry into slot 0
+  t.Rename(n - 3, n + 5);
+  t.Insert(n + 6, 33.0, 66.0);
+  EXPECT_EQ(t.CheckInvariants(), "");
+  EXPECT_EQ(t.X(n - 2), 1);
+  EXPECT_EQ(t.Y(n + 5), 66.0);
+  EXPECT_EQ(CircleRows(t, 33, 66, 0).size(), n - 1);
+  for (uint32_t i = 1; i < n - 3; ++i) t.Remove(i);
+  EXPECT_EQ(t.CheckInvariants(), "");
+  EXPECT_EQ(t.size(), 3u);
+}
+
+// ---- Boundaries ---------------------------------------------------------------------------
+
+TEST(QuadTreeTest, CircleEdgeIsInclusive) {
+  QuadTree t(kWorld);
+  t.Insert(1, 3, 4);
+  t.Insert(2, 3, 4.000001);
+  t.Insert(3, 5, 0);
+  t.Insert(4, 0, 5);
+  t.Insert(5, 5.0000001, 0);
+  EXPECT_EQ(CircleRows(t, 0, 0, 5), (std::vector<uint32_t>{1, 3, 4}));
+  // Same with the circle centred elsewhere (3-4-5 from (10, 10)).
+  QuadTree u(kWorld);
+  u.Insert(1, 13, 14);
+  u.Insert(2, 7, 6);
+  u.Insert(3, 10, 15);
+  u.Insert(4, 10, 15.0001);
+  EXPECT_EQ(CircleRows(u, 10, 10, 5), (std::vector<uint32_t>{1, 2, 3}));
+}
+
+TEST(QuadTreeTest, CircleRadiusZero) {
+  QuadTree t(kWorld);
+  for (uint32_t i = 0; i < 300; ++i) t.Insert(i, (i % 20) * 5.0, (i / 20) * 5.0);
+  t.Insert(1000, 25, 25);
+  EXPECT_EQ(CircleRows(t, 25, 25, 0), (std::vector<uint32_t>{105, 1000}));
+  EXPECT_TRUE(CircleRows(t, 25.5, 25, 0).empty());
+}
+
+TEST(QuadTreeTest, PointsOnMidLinesGoToUpperHalf) {
+  QuadTree t(kWorld);
+  uint32_t row = 0;
+  // Enough points to split the root and its children; many on mid lines.
+  for (double x : {0.0, 12.5, 25.0, 37.5, 50.0, 62.5, 75.0, 87.5, 100.0}) {
+    for (double y : {0.0, 12.5, 25.0, 37.5, 50.0, 62.5, 75.0, 87.5, 100.0}) t.Insert(row++, x, y);
+  }
+  ASSERT_GT(t.LeafCount(), 1u);
+  EXPECT_EQ(t.CheckInvariants(), "");
+  EXPECT_EQ(RectRows(t, Rect{50, 0, 50, 100}).size(), 9u);  // a vertical line
+  EXPECT_EQ(RectRows(t, Rect{0, 50, 100, 50}).size(), 9u);  // a horizontal line
+  EXPECT_EQ(RectRows(t, Rect{50, 50, 50, 50}).size(), 1u);  // a point
+  EXPECT_EQ(CircleRows(t, 50, 50, 12.5).size(), 5u);
+  // Moves onto and off a mid line.
+  t.Move(0, 50, 50);
+  EXPECT_EQ(t.CheckInvariants(), "");
+  t.Move(0, std::nextafter(50.0, 0.0), 50);
+  EXPECT_EQ(t.CheckInvariants(), "");
+  t.Move(0, 50, std::nextafter(50.0, 0.0));
+  EXPECT_EQ(t.CheckInvariants(), "");
+  EXPECT_EQ(RectRows(t, Rect{50, 0, 50, 100}).size(), 10u);
+}
+
+TEST(QuadTreeTest, WorldEdgesAndCornersAreInside) {
+  QuadTree t(kWorld);
+  std::mt19937_64 rng(9);
+  std::uniform_real_distribution<double> u(0, 100);
+  uint32_t row = 0;
+  for (; row < 500; ++row) t.Insert(row, u(rng), u(rng));
+  const uint32_t c00 = row++, c10 = row++, c01 = row++, c11 = row++;
+  t.Insert(c00, 0, 0);
+  t.Insert(c10, 100, 0);
+  t.Insert(c01, 0, 100);
+  t.Insert(c11, 100, 100);
+  for (uint32_t i = 0; i < 100; ++i) t.Insert(row++, 100, u(rng));  // right edge
+  for (uint32_t i = 0; i < 100; ++i) t.Insert(row++, u(rng), 100);  // top edge
+  for (uint32_t i = 0; i < 100; ++i) t.Insert(row++, 100, 100);     // top-right corner, deep
+  EXPECT_EQ(t.CheckInvariants(), "");
+  EXPECT_EQ(RectRows(t, Rect{100, 100, 100, 100}).size(), 101u);
+  EXPECT_EQ(RectRows(t, Rect{0, 0, 0, 0}), std::vector<uint32_t>{c00});
+  EXPECT_EQ(RectRows(t, Rect{100, 0, 100, 0}), std::vector<uint32_t>{c10});
+  EXPECT_EQ(RectRows(t, Rect{0, 100, 0, 100}), std::vector<uint32_t>{c01});
+  EXPECT_EQ(RectRows(t, Rect{100, 0, 100, 100}).size(), 202u);
+  EXPECT_EQ(RectRows(t, kWorld).size(), t.size());
+  EXPECT_EQ(CircleRows(t, 0, 0, 0), std::vector<uint32_t>{c00});
+  // Moving along and onto the closed edges stays consistent.
+  t.Move(c00, 100, 100);
+  t.Move(c11, 0, 0);
+  t.Move(c10, 100, 50);
+  t.Move(c01, 50, 100);
+  EXPECT_EQ(t.CheckInvariants(), "");
+  EXPECT_EQ(RectRows(t, Rect{0, 0, 0, 0}), std::vector<uint32_t>{c11});
+}
+
+TEST(QuadTreeTest, NonDyadicWorldBounds) {
+  const Rect world{-7.3, 1e-3, 993.1, 17.77};
+  QuadTree t(world);
+  Model m;
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> ux(world.min_x, world.max_x), uy(world.min_y, world.max_y);
+  for (uint32_t i = 0; i < 3000; ++i) {
+    double x = ux(rng), y = uy(rng);
+    if (i % 7 == 0) x = world.max_x;
+    if (i % 11 == 0) y = world.max_y;
+    if (i % 13 == 0) x = world.min_x;
+    t.Insert(i, x, y);
+    m.pos[i] = {x, y};
+  }
+  EXPECT_EQ(t.CheckInvariants(), "");
+  EXPECT_EQ(RectRows(t, world), m.InRect(world));
+  EXPECT_EQ(RectRows(t, Rect{world.max_x, world.min_y, world.max_x, world.max_y}),
+            m.InRect(Rect{world.max_x, world.min_y, world.max_x, world.max_y}));
+  EXPECT_EQ(CircleRows(t, 500, 9, 40), m.Circle(500, 9, 40));
+}
+
+TEST(QuadTreeTest, DegenerateRects) {
+  QuadTree t(kWorld);
+  for (uint32_t i = 0; i < 400; ++i) t.Insert(i, (i % 20) * 5.0, (i / 20) * 5.0);
+  EXPECT_EQ(RectRows(t, Rect{10, 0, 10, 100}).size(), 20u);
+  EXPECT_EQ(RectRows(t, Rect{0, 35, 100, 35}).size(), 20u);
+  EXPECT_EQ(RectRows(t, Rect{10, 35, 10, 35}), std::vector<uint32_t>{7 * 20 + 2});
+  EXPECT_TRUE(RectRows(t, Rect{11, 0, 11, 100}).empty());
+  EXPECT_TRUE(RectRows(t, Rect{20, 20, 10, 30}).empty());  // inverted: matches nothing
+}
+
+// ---- Nearest --------------------------------------------------------------------------------
+
+TEST(QuadTreeTest, NearestBasicAndKLargerThanSize) {
+  QuadTree t(kWorld);
+  t.Insert(1, 10, 10);
+  t.Insert(2, 20, 20);
+  t.Insert(3, 30, 30);
+  auto nn = NearestOf(t, 0, 0, 10);
+  ASSERT_EQ(nn.size(), 3u);
+  EXPECT_EQ(nn[0].row, 1u);
+  EXPECT_EQ(nn[1].row, 2u);
+  EXPECT_EQ(nn[2].row, 3u);
+  EXPECT_EQ(nn[0].d2, 200);
+  EXPECT_EQ(nn[0].key, KeyOf(1));
+  EXPECT_TRUE(NearestOf(t, 0, 0, 0).empty());
+  nn = NearestOf(t, 29, 29, 1);
+  ASSERT_EQ(nn.size(), 1u);
+  EXPECT_EQ(nn[0].row, 3u);
+}
+
+TEST(QuadTreeTest, NearestTiesBrokenByKey) {
+  QuadTree t(kWorld);
+  // Four entries at distance 5 from (50, 50), plus filler to split the tree.
+  const std::vector<std::pair<double, double>> ring = {{55, 50}, {50, 55}, {45, 50}, {50, 45}};
+  for (uint32_t i = 0; i < 4; ++i) t.Insert(100 + i, ring[i].first, ring[i].second);
+  for (uint32_t i = 0; i < 300; ++i) t.Insert(i, (i % 2 == 0) ? 1 + i * 0.1 : 99 - i * 0.1, 5);
+  std::vector<uint32_t> by_key = {100, 101, 102, 103};
+  std::sort(by_key.begin(), by_key.end(), [](uint32_t a, uint32_t b) { return KeyOf(a) < KeyOf(b); });
+  for (size_t k = 1; k <= 4; ++k) {
+    auto nn = NearestOf(t, 50, 50, k);
+    ASSERT_EQ(nn.size(), k);
+    for (size_t i = 0; i < k; ++i) {
+      EXPECT_EQ(nn[i].row, by_key[i]);
+      EXPECT_EQ(nn[i].d2, 25);
+    }
+  }
+  // Key order independent of insertion order: reversed keys.
+  std::vector<Neighbor> out;
+  t.Nearest(
+      50, 50, 2, [](uint32_t) { return true; }, [](uint32_t row) { return uint64_t{1000 - row}; },
+      &out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].row, 103u);
+  EXPECT_EQ(out[1].row, 102u);
+}
+
+TEST(QuadTreeTest, NearestWithAcceptFilter) {
+  QuadTree t(kWorld);
+  for (uint32_t i = 0; i < 1000; ++i) t.Insert(i, (i % 40) * 2.5, (i / 40) * 4.0);
+  Model m;
+  t.VisitAll([&](uint32_t row, double x, double y) {
+    m.pos[row] = {x, y};
+    return true;
+  });
+  const auto odd = [](uint32_t row) { return row % 2 == 1; };
+  const auto none = [](uint32_t) { return false; };
+  ExpectSameNeighbors(NearestOf(t, 50, 50, 7, odd), m.Nearest(50, 50, 7, odd));
+  ExpectSameNeighbors(NearestOf(t, 0, 0, 600, odd), m.Nearest(0, 0, 600, odd));
+  EXPECT_TRUE(NearestOf(t, 50, 50, 5, none).empty());
+}
+
+TEST(QuadTreeTest, NearestOutsideWorldQueryPoint) {
+  QuadTree t(kWorld);
+  Model m;
+  for (uint32_t i = 0; i < 500; ++i) {
+    t.Insert(i, (i * 37) % 100, (i * 53) % 100);
+    m.pos[i] = {double((i * 37) % 100), double((i * 53) % 100)};
+  }
+  ExpectSameNeighbors(NearestOf(t, -1000, 5000, 9), m.Nearest(-1000, 5000, 9, nullptr));
+  EXPECT_EQ(CircleRows(t, -10, -10, 20), m.Circle(-10, -10, 20));
+}
+
+// ---- Visitors ---------------------------------------------------------------------------------
+
+TEST(QuadTreeTest, VisitorsStopEarly) {
+  QuadTree t(kWorld);
+  for (uint32_t i = 0; i < 1000; ++i) t.Insert(i, (i % 30) * 3.0, (i / 30) * 3.0);
+  int calls = 0;
+  const auto stop_after_3 = [&](uint32_t, double, double) { return ++calls < 3; };
+  EXPECT_FALSE(t.VisitCircle(50, 50, 100, stop_after_3));
+  EXPECT_EQ(calls, 3);
+  calls = 0;
+  EXPECT_FALSE(t.VisitCircle(50, 50, 10, stop_after_3));  // partial leaves
+  EXPECT_EQ(calls, 3);
+  calls = 0;
+  EXPECT_FALSE(t.VisitRect(kWorld, stop_after_3));
+  EXPECT_EQ(calls, 3);
+  calls = 0;
+  EXPECT_FALSE(t.VisitRect(Rect{10, 10, 20, 20}, stop_after_3));
+  EXPECT_EQ(calls, 3);
+  calls = 0;
+  EXPECT_FALSE(t.VisitAll(stop_after_3));
+  EXPECT_EQ(calls, 3);
+  calls = 0;
+  EXPECT_TRUE(t.VisitCircle(0, 0, 4, [&](uint32_t, double, double) { return ++calls > 0; }));
+  EXPECT_EQ(calls, 4);  // (0,0) (3,0) (0,3) (3,3)? no: (3,3) is at sqrt(18) > 4
+}
+
+// ---- Bulk insert ---------------------------------------------------------------------------
+
+TEST(QuadTreeTest, BulkInsertMatchesIncremental) {
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> u(0, 100);
+  std::normal_distribution<double> cluster(30, 0.01);
+  const size_t n = 20000;
+  std::vector<uint32_t> rows(n);
+  std::vector<double> xs(n), ys(n);
+  for (size_t i = 0; i < n; ++i) {
+    rows[i] = static_cast<uint32_t>(n - 1 - i);  // any order
+    if (i % 3 == 0) {
+      xs[i] = std::clamp(cluster(rng), 0.0, 100.0);
+      ys[i] = std::clamp(cluster(rng), 0.0, 100.0);
+    } else {
+      xs[i] = u(rng);
+      ys[i] = u(rng);
+    }
+    if (i % 101 == 0) xs[i] = 100;
+    if (i % 103 == 0) ys[i] = 50;
+  }
+  QuadTree bulk(kWorld), inc(kWorld), mixed(kWorld);
+  bulk.BulkInsert(rows.data(), xs.data(), ys.data(), n);
+  for (size_t i = 0; i < n; ++i) inc.Insert(rows[i], xs[i], ys[i]);
+  // Non-empty tree: a third incrementally, the rest in two bulk batches.
+  const size_t a = n / 3, b = n / 3 + 100;
+  for (size_t i = 0; i < a; ++i) mixed.Insert(rows[i], xs[i], ys[i]);
+  mixed.BulkInsert(rows.data() + a, xs.data() + a, ys.data() + a, b - a);
+  mixed.BulkInsert(rows.data() + b, xs.data() + b, ys.data() + b, n - b);
+  for (const QuadTree* t : {&bulk, &inc, &mixed}) {
+    ASSERT_EQ(t->CheckInvariants(), "");
+    ASSERT_EQ(t->size(), n);
+  }
+  // With no removals the structure is a function of the point set.
+  EXPECT_EQ(bulk.LeafCount(), inc.LeafCount());
+  EXPECT_EQ(mixed.LeafCount(), inc.LeafCount());
+  EXPECT_EQ(bulk.MaxDepth(), inc.MaxDepth());
+  for (int q = 0; q < 50; ++q) {
+    const double cx = u(rng), cy = u(rng), r = u(rng) / 4;
+    const auto want = CircleRows(inc, cx, cy, r);
+    EXPECT_EQ(CircleRows(bulk, cx, cy, r), want);
+    EXPECT_EQ(CircleRows(mixed, cx, cy, r), want);
+    const Rect rect{cx - r, cy - r / 2, cx + r / 2, cy + r};
+    EXPECT_EQ(RectRows(bulk, rect), RectRows(inc, rect));
+    EXPECT_EQ(RectRows(mixed, rect), RectRows(inc, rect));
+    ExpectSameNeighbors(NearestOf(bulk, cx, cy, 10), NearestOf(inc, cx, cy, 10));
+    ExpectSameNeighbors(NearestOf(mixed, cx, cy, 10), NearestOf(inc, cx, cy, 10));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(bulk.X(rows[i]), xs[i]);
+    ASSERT_EQ(bulk.Y(rows[i]), ys[i]);
+  }
+  // The bulk-built tree keeps working under mutations.
+  for (size_t i = 0; i < n; i += 2) bulk.Move(rows[i], u(rng), u(rng));
+  for (size_t i = 1; i < n; i += 4) bulk.Remove(rows[i]);
+  EXPECT_EQ(bulk.CheckInvariants(), "");
+}
+
+TEST(QuadTreeTest, SmallBulkInsertAndEmptyBatch) {
+  QuadTree t(kWorld);
+  t.BulkInsert(nullptr, nullptr, nullptr, 0);
+  const uint32_t rows[3] = {4, 5, 6};
+  const double xs[3] = {1, 2, 3}, ys[3] = {1, 2, 100};
+  t.BulkInsert(rows, xs, ys, 3);
+  EXPECT_EQ(AllRows(t), (std::vector<uint32_t>{4, 5, 6}));
+  EXPECT_EQ(t.CheckInvariants(), "");
+}
+
+TEST(QuadTreeTest, MemoryBytesTracksContents) {
+  QuadTree t(kWorld);
+  const size_t empty = t.MemoryBytes();
+  std::mt19937_64 rng(1);
+  std::uniform_real_distribution<double> u(0, 100);
+  for (uint32_t i = 0; i < 10000; ++i) t.Insert(i, u(rng), u(rng));
+  const size_t full = t.MemoryBytes();
+  EXPECT_GT(full, empty + 10000 * 20);
+  EXPECT_LT(full, empty + 10000 * 40);
+  // In-place moves change nothing structural.
+  const size_t leaves = t.LeafCount();
+  for (uint32_t i = 0; i < 10000; ++i) t.Move(i, t.X(i), t.Y(i));
+  EXPECT_EQ(t.MemoryBytes(), full);
+  EXPECT_EQ(t.LeafCount(), leaves);
+  for (uint32_t i = 0; i < 10000; ++i) t.Remove(i);
+  EXPECT_LT(t.MemoryBytes(), full / 2);
+  EXPECT_EQ(t.CheckInvariants(), "");
+}
+
+// ---- Randomized differential test --------------------------------------------------------------
+
+enum class Layout { kUniform, kClustered, kGrid };
+
+void RunDifferential(Layout layout, uint64_t seed, int ops) {
+  const Rect world{-50, 10, 950.5, 1000.25};
+  QuadTree t(world);
+  Model m;
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> ux(world.min_x, world.max_x), uy(world.min_y, world.max_y);
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::vector<std::pair<double, double>> centers;
+  for (int i = 0; i < 8; ++i) centers.push_back({ux(rng), uy(rng)});
+  const auto clamp = [&](double x, double y) {
+    return std::make_pair(std::clamp(x, world.min_x, world.max_x), std::clamp(y, world.min_y, world.max_y));
+  };
+  const auto fresh = [&]() -> std::pair<double, double> {
+    switch (layout) {
+      case Layout::kUniform:
+        if (unit(rng) < 0.01) return {world.max_x, uy(rng)};
+        return {ux(rng), uy(rng)};
+      case Layout::kClustered: {
+        const auto& c = centers[rng() % centers.size()];
+        const double s = unit(rng) < 0.5 ? 1e-3 : 5.0;
+        std::normal_distribution<double> g(0, s);
+        if (unit(rng) < 0.05) return c;  // exact duplicates
+        return clamp(c.first + g(rng), c.second + g(rng));
+      }
+      case Layout::kGrid:
+        return {world.min_x + std::floor(unit(rng) * 40) * 25, world.min_y + std::floor(unit(rng) * 40) * 25};
+    }
+    return {0, 0};
+  };
+  std::vector<uint32_t> live;      // rows present
+  uint32_t next_row = 0;
+  std::vector<uint32_t> free_rows;  // removed rows, reused
+  const auto check_queries = [&]() {
+    for (int q = 0; q < 3; ++q) {
+      const auto c = fresh();
+      const double r = unit(rng) < 0.2 ? 0 : unit(rng) * unit(rng) * 300;
+      ASSERT_EQ(CircleRows(t, c.first, c.second, r), m.Circle(c.first, c.second, r));
+      const Rect rect{c.first - unit(rng) * 100, c.second - unit(rng) * 100, c.first + unit(rng) * 100,
+                      c.second + (unit(rng) < 0.1 ? 0 : unit(rng) * 100)};
+      ASSERT_EQ(RectRows(t, rect), m.InRect(rect));
+      const size_t k = rng() % 3 == 0 ? rng() % 200 : rng() % 8;
+      const auto accept = (rng() % 2 == 0) ? +[](uint32_t row) { return row % 3 != 0; } : nullptr;
+      ExpectSameNeighbors(NearestOf(t, c.first, c.second, k, accept), m.Nearest(c.first, c.second, k, accept));
+    }
+  };
+  for (int op = 0; op < ops; ++op) {
+    const double dice = unit(rng);
+    if (live.size() < 200 || dice < 0.25) {
+      uint32_t row;
+      if (!free_rows.empty() && rng() % 2 == 0) {
+        row = free_rows.back();
+        free_rows.pop_back();
+      } else {
+        row = next_row++;
+      }
+      const auto p = fresh();
+      t.Insert(row, p.first, p.second);
+      m.pos[row] = p;
+      live.push_back(row);
+    } else if (dice < 0.55) {  // small move
+      const uint32_t row = live[rng() % live.size()];
+      auto& p = m.pos[row];
+      const double step = layout == Layout::kGrid ? 25.0 : (unit(rng) < 0.5 ? 0.01 : 3.0);
+      const auto np = clamp(p.first + (unit(rng) - 0.5) * 2 * step, p.second + (unit(rng) - 0.5) * 2 * step);
+      t.Move(row, np.first, np.second);
+      p = np;
+    } else if (dice < 0.7) {  // teleport
+      const uint32_t row = live[rng() % live.size()];
+      const auto np = fresh();
+      t.Move(row, np.first, np.second);
+      m.pos[row] = np;
+    } else if (dice < 0.9) {  // remove
+      const size_t i = rng() % live.size();
+      const uint32_t row = live[i];
+      t.Remove(row);
+      m.pos.erase(row);
+      live[i] = live.back();
+      live.pop_back();
+      free_rows.push_back(row);
+    } else {  // rename to a fresh or freed row
+      const size_t i = rng() % live.size();
+      const uint32_t from = live[i];
+      uint32_t to;
+      if (!free_rows.empty() && rng() % 2 == 0) {
+        to = free_rows.back();
+        free_rows.pop_back();
+      } else {
+        to = next_row++;
+      }
+      t.Rename(from, to);
+      m.pos[to] = m.pos[from];
+      m.pos.erase(from);
+      live[i] = to;
+      free_rows.push_back(from);
+    }
+    // Shrink phases exercise merges.
+    if (op % 20000 == 15000) {
+      while (live.size() > 300) {
+        const uint32_t row = live.back();
+        live.pop_back();
+        t.Remove(row);
+        m.pos.erase(row);
+        free_rows.push_back(row);
+      }
+      ASSERT_EQ(t.CheckInvariants(), "");
+    }
+    if (op % 5000 == 0) {
+      ASSERT_EQ(t.CheckInvariants(), "") << "after op " << op;
+      ASSERT_EQ(t.size(), m.pos.size());
+    }
+    if (op % 250 == 0) {
+      check_queries();
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+  ASSERT_EQ(t.CheckInvariants(), "");
+  for (const auto& [row, p] : m.pos) {
+    ASSERT_TRUE(t.Contains(row));
+    ASSERT_EQ(t.X(row), p.first);
+    ASSERT_EQ(t.Y(row), p.second);
+  }
+  for (uint32_t row : free_rows) ASSERT_FALSE(t.Contains(row));
+  std::vector<uint32_t> want;
+  for (const auto& [row, p] : m.pos) want.push_back(row);
+  std::sort(want.begin(), want.end());
+  ASSERT_EQ(AllRows(t), want);
+}
+
+TEST(QuadTreeDifferentialTest, Uniform) { RunDifferential(Layout::kUniform, 1, 100000); }
+TEST(QuadTreeDifferentialTest, Clustered) { RunDifferential(Layout::kClustered, 2, 100000); }
+TEST(QuadTreeDifferentialTest, Grid) { RunDifferential(Layout::kGrid, 3, 50000); }
+
+}  // namespace
+}  // namespace worlddb
