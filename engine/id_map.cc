@@ -1,5 +1,6 @@
 #include "engine/id_map.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace worlddb {
@@ -50,7 +51,10 @@ bool IdMap::Erase(uint64_t id) {
 
 void IdMap::Reserve(size_t n) {
   if (n <= max_size_) return;
-  Rehash(static_cast<size_t>(std::ceil(static_cast<double>(n) / kMaxLoad)) + 1);
+  // At least 1.5x growth, so that a run of small reservations (one per batch)
+  // rehashes O(log n) times rather than once per batch.
+  const size_t exact = static_cast<size_t>(std::ceil(static_cast<double>(n) / kMaxLoad)) + 1;
+  Rehash(std::max(exact, capacity_ + capacity_ / 2));
 }
 
 void IdMap::Clear() {

@@ -168,10 +168,13 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
                               : part.upserts.size() + part.moves.size() + part.sets.size() +
                                     part.deletes.size();
   // Duplicate ids: every id of this shard's part goes through `seen_`.
-  if (seen_.size() < 2 * ops) {
-    size_t cap = 64;
-    while (cap < 2 * ops) cap <<= 1;
+  // Sized for this batch: a table left large by a bulk load would turn every
+  // later small batch's checks into cache misses.
+  size_t cap = 64;
+  while (cap < 2 * ops) cap <<= 1;
+  if (seen_.size() < cap || seen_.size() > 4 * cap) {
     seen_.assign(cap, SeenSlot{0, 0, 0});
+    seen_.shrink_to_fit();
     seen_generation_ = 0;
   }
   if (++seen_generation_ == 0) {  // wrapped: clear for real
@@ -228,8 +231,16 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
   if (!st.ok()) return st;
 
   // Moves: entity exists, position valid. Remember where it lives for Commit.
+  // The id map lookups are independent cache misses: prefetch ahead.
+  constexpr uint32_t kAhead = 16;
+  const size_t n_moves_here = part.all ? n_mv : part.moves.size();
+  auto move_at = [&](size_t k) { return b.moves()->Get(part.all ? static_cast<uint32_t>(k) : part.moves[k]); };
+  for (size_t k = 0; k < std::min<size_t>(kAhead, n_moves_here); ++k) id_map_.Prefetch(move_at(k)->id());
+  size_t move_k = 0;
   ForEachIndex(part.all, part.moves, n_mv, [&](uint32_t i) {
     if (!st.ok()) return;
+    if (move_k + kAhead < n_moves_here) id_map_.Prefetch(move_at(move_k + kAhead)->id());
+    ++move_k;
     const fb::Move* m = b.moves()->Get(i);
     if (!check_dup(kSectionMove, i, m->id())) return void(st = dup);
     const uint64_t* loc = id_map_.Find(m->id());
