@@ -6,7 +6,7 @@
 
 namespace worlddb {
 
-static_assert(kLeafSplit < 0xFFFF, "slots of splittable leaves fit the row map's u16");
+static_assert(kLeafSplit < 0xFE, "slots of splittable leaves fit the row ref's 8 bits");
 
 namespace {
 double Mid(double a, double b) { return (a + b) / 2; }
@@ -44,7 +44,7 @@ void QuadTree::Clear() {
   std::vector<Node>().swap(nodes_);
   std::vector<uint32_t>().swap(free_groups_);
   std::vector<std::unique_ptr<Chunk>>().swap(chunks_);
-  std::unordered_map<uint32_t, uint32_t>().swap(overflow_);
+  decltype(overflow_)().swap(overflow_);
   size_ = 0;
   num_chunks_ = 0;
   leaf_bytes_ = 0;
@@ -53,7 +53,7 @@ void QuadTree::Clear() {
 
 // ---- Row map ----------------------------------------------------------------------
 
-uint32_t QuadTree::OverflowSlot(uint32_t row) const {
+QuadTree::Loc QuadTree::LocateEscaped(uint32_t row) const {
   const auto it = overflow_.find(row);
   assert(it != overflow_.end());
   return it->second;
@@ -64,28 +64,26 @@ void QuadTree::EnsureChunk(uint32_t row) {
   if (c >= chunks_.size()) chunks_.resize(c + 1);
   if (!chunks_[c]) {
     chunks_[c].reset(new Chunk);
-    for (RowRef& r : chunks_[c]->refs) r = kAbsentRef;
+    std::fill(std::begin(chunks_[c]->refs), std::end(chunks_[c]->refs), kRefAbsent);
     ++num_chunks_;
   }
 }
 
 void QuadTree::SetRefSlow(uint32_t row, uint32_t leaf, uint32_t slot) {
-  RowRef& r = RefAt(row);
-  if (r.slot == kSlotOverflow) overflow_.erase(row);  // was present in an overflow slot
-  if (slot < kSlotOverflow) {
-    r.slot = static_cast<uint16_t>(slot);
+  uint32_t& ref = RefAt(row);
+  if (leaf <= kRefMaxLeaf && slot <= kRefMaxSlot) {
+    if (ref == kRefEscaped) overflow_.erase(row);
+    ref = (leaf << 8) | slot;
   } else {
-    r.slot = kSlotOverflow;
-    overflow_[row] = slot;
+    ref = kRefEscaped;
+    overflow_[row] = Loc{leaf, slot};
   }
-  r.leaf_lo = static_cast<uint16_t>(leaf);
-  r.leaf_hi = static_cast<uint16_t>(leaf >> 16);
 }
 
 void QuadTree::ClearRef(uint32_t row) {
-  RowRef& r = RefAt(row);
-  if (r.slot == kSlotOverflow) overflow_.erase(row);
-  r = kAbsentRef;
+  uint32_t& ref = RefAt(row);
+  if (ref == kRefEscaped) overflow_.erase(row);
+  ref = kRefAbsent;
 }
 
 // ---- Leaf storage ---------------------------------------------------------------------
@@ -101,14 +99,18 @@ void* QuadTree::AllocLeafData(uint8_t cls) {
   const size_t cap = kCapTable.cap[cls];
   if (cap == 0) return nullptr;
   leaf_bytes_ += cap * kEntryBytes;
-  return ::operator new(cap * kEntryBytes);
+  return ::operator new(cap* kEntryBytes);
 }
 
 void QuadTree::FreeLeafData(void* data, uint8_t cls) {
   if (data == nullptr) return;
   const size_t bytes = kCapTable.cap[cls] * kEntryBytes;
   leaf_bytes_ -= bytes;
-  ::operator delete(data, bytes);
+#if defined(__cpp_sized_deallocation)
+  ::operator delete(data, bytes);  // lets jemalloc skip the size lookup
+#else
+  ::operator delete(data);  // clang without -fsized-deallocation
+#endif
 }
 
 void QuadTree::ResizeLeaf(uint32_t leaf, uint8_t cls) {
@@ -220,7 +222,8 @@ void QuadTree::Split(uint32_t leaf) {
     ch.data = AllocLeafData(ch.cap_class);
   }
   for (uint32_t i = 0; i < old.count; ++i) {
-    const uint32_t q = static_cast<uint32_t>(xs[i] >= mx) | (static_cast<uint32_t>(ys[i] >= my) << 1);
+    const uint32_t q =
+        static_cast<uint32_t>(xs[i] >= mx) | (static_cast<uint32_t>(ys[i] >= my) << 1);
     Node& ch = nodes_[c + q];
     const uint32_t s = ch.count++;
     Xs(ch)[s] = xs[i];
@@ -304,8 +307,9 @@ void QuadTree::Insert(uint32_t row, double x, double y) {
   ++size_;
 }
 
-void QuadTree::MoveSlow(uint32_t row, uint32_t leaf, double x, double y) {
-  RemoveAt(leaf, SlotOf(row, RefAt(row)));
+void QuadTree::MoveSlow(uint32_t row, Loc loc, double x, double y) {
+  const uint32_t leaf = loc.leaf;
+  RemoveAt(leaf, loc.slot);
   // Climb to the nearest ancestor holding the new position, descend from there.
   uint32_t a = nodes_[leaf].parent;
   while (a != kNil && !InBox(nodes_[a], x, y)) a = nodes_[a].parent;
@@ -317,9 +321,9 @@ void QuadTree::MoveSlow(uint32_t row, uint32_t leaf, double x, double y) {
 
 void QuadTree::Remove(uint32_t row) {
   assert(Contains(row));
-  const RowRef& r = RefAt(row);
-  const uint32_t leaf = LeafOf(r);
-  RemoveAt(leaf, SlotOf(row, r));
+  const Loc loc = Locate(row);
+  const uint32_t leaf = loc.leaf;
+  RemoveAt(leaf, loc.slot);
   ClearRef(row);
   --size_;
   TryMerge(leaf);
@@ -330,12 +334,10 @@ void QuadTree::Rename(uint32_t from, uint32_t to) {
   if (from == to) return;
   EnsureChunk(to);
   assert(!Contains(to));
-  const RowRef& r = RefAt(from);
-  const uint32_t leaf = LeafOf(r);
-  const uint32_t slot = SlotOf(from, r);
-  Rows(nodes_[leaf])[slot] = to;
+  const Loc loc = Locate(from);
+  Rows(nodes_[loc.leaf])[loc.slot] = to;
   ClearRef(from);
-  SetRef(to, leaf, slot);
+  SetRef(to, loc.leaf, loc.slot);
 }
 
 void QuadTree::BulkInsert(const uint32_t* rows, const double* xs, const double* ys, size_t n) {
@@ -344,7 +346,7 @@ void QuadTree::BulkInsert(const uint32_t* rows, const double* xs, const double* 
     return;
   }
   // Two buffers: each level scatters its range into the other one.
-  std::vector<BulkEntry> buf(2 * n);
+  std::unique_ptr<BulkEntry[]> buf(new BulkEntry[2 * n]);  // uninitialised
   Rect box{xs[0], ys[0], xs[0], ys[0]};
   for (size_t i = 0; i < n; ++i) {
     EnsureChunk(rows[i]);
@@ -355,13 +357,16 @@ void QuadTree::BulkInsert(const uint32_t* rows, const double* xs, const double* 
     box.min_y = std::min(box.min_y, ys[i]);
     box.max_y = std::max(box.max_y, ys[i]);
   }
-  BulkBuild(0, buf.data(), buf.data() + n, n, &box);
+  BulkBuild(0, buf.get(), buf.get() + n, n, &box);
   size_ += n;
+  // Bulk loads usually size the tree for good: drop the pool's growth slack.
+  if (nodes_.capacity() > nodes_.size() + nodes_.size() / 8) nodes_.shrink_to_fit();
 }
 
 // Adds e[0, m) under `node`; scratch[0, m) is free space. `box`, when not
 // null, bounds the batch (lets the top levels skip partition passes).
-void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t m, const Rect* box) {
+void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t m,
+                         const Rect* box) {
   if (m == 0) return;
   std::vector<BulkEntry> merged;
   if (nodes_[node].child == kNil) {
@@ -378,7 +383,13 @@ void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t
         nx[s] = e[i].x;
         ny[s] = e[i].y;
         nr[s] = e[i].row;
-        SetRef(e[i].row, node, s);
+        // Every batch entry's ref is absent (new rows; merged ones were
+        // cleared), so write without reading the old ref.
+        if (node <= kRefMaxLeaf && s <= kRefMaxSlot) [[likely]] {
+          RefAt(e[i].row) = (node << 8) | s;
+        } else {
+          SetRefSlow(e[i].row, node, s);
+        }
       }
       return;
     }
@@ -386,7 +397,10 @@ void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t
     if (n->count > 0) {
       const size_t total = n->count + m;
       merged.resize(2 * total);
-      for (uint32_t i = 0; i < n->count; ++i) merged[i] = {Xs(*n)[i], Ys(*n)[i], Rows(*n)[i], 0};
+      for (uint32_t i = 0; i < n->count; ++i) {
+        merged[i] = {Xs(*n)[i], Ys(*n)[i], Rows(*n)[i], 0};
+        ClearRef(Rows(*n)[i]);
+      }
       std::copy(e, e + m, merged.begin() + n->count);
       e = merged.data();
       scratch = merged.data() + total;
@@ -409,14 +423,16 @@ void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t
     const bool lx = box->min_x >= mx, hx = box->max_x >= mx;
     const bool ly = box->min_y >= my, hy = box->max_y >= my;
     if (lx == hx && ly == hy) {
-      BulkBuild(c + (static_cast<uint32_t>(lx) | (static_cast<uint32_t>(ly) << 1)), e, scratch, m, box);
+      BulkBuild(c + (static_cast<uint32_t>(lx) | (static_cast<uint32_t>(ly) << 1)), e, scratch, m,
+                box);
       return;
     }
   }
   // Branch-free counting scatter by quadrant (the same rule as Descend).
   size_t cnt[4] = {0, 0, 0, 0};
   for (size_t i = 0; i < m; ++i) {
-    const uint32_t q = static_cast<uint32_t>(e[i].x >= mx) | (static_cast<uint32_t>(e[i].y >= my) << 1);
+    const uint32_t q =
+        static_cast<uint32_t>(e[i].x >= mx) | (static_cast<uint32_t>(e[i].y >= my) << 1);
     e[i].q = q;
     ++cnt[q];
   }
@@ -497,12 +513,14 @@ std::string QuadTree::CheckInvariants() const {
       for (uint32_t i = 0; i < n.count && err.tellp() == 0; ++i) {
         const double x = Xs(n)[i], y = Ys(n)[i];
         const uint32_t row = Rows(n)[i];
-        if (!InBox(n, x, y)) fail() << "row " << row << " (" << x << "," << y << ") outside leaf " << idx;
-        const RowRef* r = FindRef(row);
-        if (r == nullptr || LeafOf(*r) != idx || SlotOf(row, *r) != i)
+        if (!InBox(n, x, y))
+          fail() << "row " << row << " (" << x << "," << y << ") outside leaf " << idx;
+        const uint32_t* r = FindRef(row);
+        if (r == nullptr || *r == kRefAbsent || Locate(row).leaf != idx || Locate(row).slot != i) {
           fail() << "row map of row " << row << " does not point at leaf " << idx << " slot " << i;
-        if (r != nullptr && (r->slot == kSlotOverflow) != (i >= kSlotOverflow))
-          fail() << "row " << row << " overflow marking wrong";
+        } else if ((*r == kRefEscaped) != (idx > kRefMaxLeaf || i > kRefMaxSlot)) {
+          fail() << "row " << row << " escape marking wrong";
+        }
       }
       entries += n.count;
       continue;
@@ -544,14 +562,14 @@ std::string QuadTree::CheckInvariants() const {
   for (const auto& ch : chunks_) {
     if (!ch) continue;
     ++chunks;
-    for (const RowRef& r : ch->refs) present += LeafOf(r) != kNil;
+    for (const uint32_t r : ch->refs) present += r != kRefAbsent;
   }
   if (present != size_) fail() << "row map holds " << present << " rows, size() is " << size_;
   if (chunks != num_chunks_) fail() << "chunk count mismatch";
-  for (const auto& [row, slot] : overflow_) {
-    const RowRef* r = FindRef(row);
-    if (r == nullptr || LeafOf(*r) == kNil || r->slot != kSlotOverflow || slot < kSlotOverflow)
-      fail() << "stale overflow slot for row " << row;
+  for (const auto& [row, loc] : overflow_) {
+    const uint32_t* r = FindRef(row);
+    if (r == nullptr || *r != kRefEscaped || (loc.leaf <= kRefMaxLeaf && loc.slot <= kRefMaxSlot))
+      fail() << "stale escaped ref for row " << row;
   }
   return err.str();
 }

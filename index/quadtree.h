@@ -121,11 +121,14 @@ class QuadTree {
   //     xs[cap] | ys[cap] | rows[cap] (u32). Capacities follow kCapTable (the
   //     allocator's size classes divided by 20 bytes), so leaves stay well filled.
   //   * The row map is chunked (kChunkRows refs per chunk, allocated lazily);
-  //     a ref is (leaf u32, slot u16) in 6 bytes. A slot >= 0xFFFF (only in a
-  //     depth-capped leaf holding that many coincident points) is stored as
-  //     kSlotOverflow and the real slot lives in overflow_.
+  //     a ref is one u32: leaf << 8 | slot. A location that does not fit
+  //     (slot >= 255, only in a depth-capped leaf of coincident points, or a
+  //     node index >= 2^24) is stored as kRefEscaped and lives in overflow_.
   static constexpr uint32_t kNil = UINT32_MAX;
-  static constexpr uint16_t kSlotOverflow = 0xFFFF;
+  static constexpr uint32_t kRefAbsent = 0xFFFFFFFF;
+  static constexpr uint32_t kRefEscaped = 0xFF;  // slot byte 0xFF, leaf bits 0
+  static constexpr uint32_t kRefMaxLeaf = 0xFFFFFF;
+  static constexpr uint32_t kRefMaxSlot = 0xFE;
   static constexpr uint8_t kClosedX = 1;  // max_x is the world's closed edge
   static constexpr uint8_t kClosedY = 2;
   static constexpr size_t kEntryBytes = quadtree_detail::kEntryBytes;
@@ -140,17 +143,14 @@ class QuadTree {
     uint32_t count;                     // leaf entries
     uint8_t cap_class;                  // index into kCapTable
     uint8_t depth;
-    uint8_t flags;                      // kClosedX | kClosedY
+    uint8_t flags;  // kClosedX | kClosedY
     uint8_t unused;
   };
-  struct RowRef {
-    uint16_t leaf_lo, leaf_hi, slot;
-  };
-  // Absent rows have leaf kNil and slot 0; kSlotOverflow always means "present,
-  // real slot in overflow_".
-  static constexpr RowRef kAbsentRef{0xFFFF, 0xFFFF, 0};
   struct Chunk {
-    RowRef refs[kChunkRows];
+    uint32_t refs[kChunkRows];
+  };
+  struct Loc {
+    uint32_t leaf, slot;
   };
   static constexpr const auto& kCapTable = quadtree_detail::kCapTable;
 
@@ -170,7 +170,6 @@ class QuadTree {
   static uint32_t* Rows(const Node& n) {
     return reinterpret_cast<uint32_t*>(static_cast<double*>(n.data) + 2 * size_t{Cap(n)});
   }
-  static uint32_t LeafOf(const RowRef& r) { return uint32_t{r.leaf_lo} | (uint32_t{r.leaf_hi} << 16); }
   static bool InBox(const Node& n, double x, double y) {
     return x >= n.min_x && y >= n.min_y &&
            (x < n.max_x || ((n.flags & kClosedX) != 0 && x <= n.max_x)) &&
@@ -181,8 +180,14 @@ class QuadTree {
   // (IEEE rounding is monotone).
   static double BoxMinD2(const Node& n, double cx, double cy) {
     double dx = 0, dy = 0;
-    if (cx < n.min_x) dx = n.min_x - cx; else if (cx > n.max_x) dx = cx - n.max_x;
-    if (cy < n.min_y) dy = n.min_y - cy; else if (cy > n.max_y) dy = cy - n.max_y;
+    if (cx < n.min_x)
+      dx = n.min_x - cx;
+    else if (cx > n.max_x)
+      dx = cx - n.max_x;
+    if (cy < n.min_y)
+      dy = n.min_y - cy;
+    else if (cy > n.max_y)
+      dy = cy - n.max_y;
     return dx * dx + dy * dy;
   }
   // Largest squared distance from (cx, cy) to the box; never below
@@ -200,24 +205,27 @@ class QuadTree {
     return a.row < b.row;
   }
 
-  RowRef& RefAt(uint32_t row) const {
+  uint32_t& RefAt(uint32_t row) const {
     return chunks_[row >> kChunkRowsLog2]->refs[row & (kChunkRows - 1)];
   }
-  const RowRef* FindRef(uint32_t row) const {
+  const uint32_t* FindRef(uint32_t row) const {
     const size_t c = row >> kChunkRowsLog2;
     if (c >= chunks_.size() || !chunks_[c]) return nullptr;
     return &chunks_[c]->refs[row & (kChunkRows - 1)];
   }
-  uint32_t SlotOf(uint32_t row, const RowRef& r) const {
-    return r.slot != kSlotOverflow ? r.slot : OverflowSlot(row);
+  // Location of a present row.
+  Loc Locate(uint32_t row) const {
+    const uint32_t ref = RefAt(row);
+    if ((ref & 0xFF) != kRefEscaped) [[likely]]
+      return Loc{ref >> 8, ref & 0xFF};
+    return LocateEscaped(row);
   }
-  uint32_t OverflowSlot(uint32_t row) const;
+  Loc LocateEscaped(uint32_t row) const;
   void EnsureChunk(uint32_t row);
   void SetRef(uint32_t row, uint32_t leaf, uint32_t slot) {
-    RowRef& r = RefAt(row);
-    if (slot < kSlotOverflow && r.slot != kSlotOverflow) [[likely]] {
-      r = RowRef{static_cast<uint16_t>(leaf), static_cast<uint16_t>(leaf >> 16),
-                 static_cast<uint16_t>(slot)};
+    uint32_t& ref = RefAt(row);
+    if (leaf <= kRefMaxLeaf && slot <= kRefMaxSlot && ref != kRefEscaped) [[likely]] {
+      ref = (leaf << 8) | slot;
     } else {
       SetRefSlow(row, leaf, slot);
     }
@@ -238,18 +246,55 @@ class QuadTree {
   void Split(uint32_t leaf);
   void RemoveAt(uint32_t leaf, uint32_t slot);
   void TryMerge(uint32_t leaf);
-  void MoveSlow(uint32_t row, uint32_t leaf, double x, double y);
+  void MoveSlow(uint32_t row, Loc loc, double x, double y);
   void BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t m, const Rect* box);
   static std::vector<HeapItem>& NearestScratch();
 
   template <class Visitor>
   bool VisitSubtree(uint32_t node, Visitor& v) const;
 
+  // Tests entries [0, count) with match(i) and calls visit(i) on the hits.
+  // Tests run branch-free into a list of hit slots first, then the visitor
+  // runs over the list: about half of a leaf's entries match a typical query,
+  // so a branch per entry would mispredict on every other one.
+  template <class Match, class Visit>
+  static bool ScanLeaf(uint32_t count, Match&& match, Visit&& visit) {
+    constexpr uint32_t kStep = 64;
+    uint32_t hits[kStep];
+    for (uint32_t base = 0; base < count; base += kStep) {
+      const uint32_t end = count - base < kStep ? count : base + kStep;
+      uint32_t m = 0;
+      for (uint32_t i = base; i < end; ++i) {
+        hits[m] = i;
+        m += match(i) ? 1 : 0;
+      }
+      for (uint32_t j = 0; j < m; ++j) {
+        if (!visit(hits[j])) return false;
+      }
+    }
+    return true;
+  }
+
+  // Leaves a query will scan, with their data prefetched as they are found.
+  // Add() returns true when the batch is full: scan it and empty it.
+  struct LeafBatch {
+    static constexpr uint32_t kMax = 16;
+    uint32_t leaves[kMax];
+    uint32_t size = 0;
+    bool Add(uint32_t idx, const Node& n) {
+      const double* xs = Xs(n);
+      __builtin_prefetch(xs);
+      __builtin_prefetch(xs + Cap(n));
+      leaves[size++] = idx;
+      return size == kMax;
+    }
+  };
+
   Rect world_;
   std::vector<Node> nodes_;
   std::vector<uint32_t> free_groups_;
   std::vector<std::unique_ptr<Chunk>> chunks_;
-  std::unordered_map<uint32_t, uint32_t> overflow_;
+  std::unordered_map<uint32_t, Loc> overflow_;  // escaped row refs
   size_t size_ = 0;
   size_t num_chunks_ = 0;
   size_t leaf_bytes_ = 0;
@@ -260,34 +305,32 @@ class QuadTree {
 inline size_t QuadTree::size() const { return size_; }
 
 inline bool QuadTree::Contains(uint32_t row) const {
-  const RowRef* r = FindRef(row);
-  return r != nullptr && LeafOf(*r) != kNil;
+  const uint32_t* r = FindRef(row);
+  return r != nullptr && *r != kRefAbsent;
 }
 
 inline double QuadTree::X(uint32_t row) const {
   assert(Contains(row));
-  const RowRef& r = RefAt(row);
-  return Xs(nodes_[LeafOf(r)])[SlotOf(row, r)];
+  const Loc loc = Locate(row);
+  return Xs(nodes_[loc.leaf])[loc.slot];
 }
 
 inline double QuadTree::Y(uint32_t row) const {
   assert(Contains(row));
-  const RowRef& r = RefAt(row);
-  return Ys(nodes_[LeafOf(r)])[SlotOf(row, r)];
+  const Loc loc = Locate(row);
+  return Ys(nodes_[loc.leaf])[loc.slot];
 }
 
 inline void QuadTree::Move(uint32_t row, double x, double y) {
   assert(Contains(row));
-  const RowRef& r = RefAt(row);
-  const uint32_t leaf = LeafOf(r);
-  Node& n = nodes_[leaf];
+  const Loc loc = Locate(row);
+  Node& n = nodes_[loc.leaf];
   if (InBox(n, x, y)) [[likely]] {
-    const uint32_t slot = SlotOf(row, r);
-    Xs(n)[slot] = x;
-    Ys(n)[slot] = y;
+    Xs(n)[loc.slot] = x;
+    Ys(n)[loc.slot] = y;
     return;
   }
-  MoveSlow(row, leaf, x, y);
+  MoveSlow(row, loc, x, y);
 }
 
 // ---- Queries ---------------------------------------------------------------------
@@ -321,6 +364,23 @@ bool QuadTree::VisitAll(Visitor&& v) const {
 template <class Visitor>
 bool QuadTree::VisitCircle(double cx, double cy, double r, Visitor&& v) const {
   const double rr = r * r;
+  // Leaves are gathered first and their data prefetched, then scanned: a
+  // query touches ~10 leaves whose data are separate allocations, and their
+  // cache misses overlap instead of being paid one after another.
+  LeafBatch batch;
+  auto scan = [&](const LeafBatch& b) {
+    for (uint32_t j = 0; j < b.size; ++j) {
+      const Node& n = nodes_[b.leaves[j]];
+      const double* xs = Xs(n);
+      const double* ys = xs + Cap(n);
+      const uint32_t* rows = Rows(n);
+      if (!ScanLeaf(n.count, [&](uint32_t i) { return SquaredDistance(xs[i], ys[i], cx, cy) <= rr; },
+                    [&](uint32_t i) { return v(rows[i], xs[i], ys[i]); })) {
+        return false;
+      }
+    }
+    return true;
+  };
   uint32_t stack[kStackSize];
   size_t sp = 0;
   stack[sp++] = 0;
@@ -335,23 +395,33 @@ bool QuadTree::VisitCircle(double cx, double cy, double r, Visitor&& v) const {
       continue;
     }
     if (n.child == kNil) {
-      const double* xs = Xs(n);
-      const double* ys = xs + Cap(n);
-      const uint32_t* rows = Rows(n);
-      for (uint32_t i = 0, e = n.count; i < e; ++i) {
-        if (SquaredDistance(xs[i], ys[i], cx, cy) <= rr) {
-          if (!v(rows[i], xs[i], ys[i])) return false;
-        }
+      if (batch.Add(idx, n)) {
+        if (!scan(batch)) return false;
+        batch.size = 0;
       }
     } else {
       for (uint32_t q = 0; q < 4; ++q) stack[sp++] = n.child + 3 - q;
     }
   }
-  return true;
+  return scan(batch);
 }
 
 template <class Visitor>
 bool QuadTree::VisitRect(const Rect& rect, Visitor&& v) const {
+  LeafBatch batch;  // as in VisitCircle
+  auto scan = [&](const LeafBatch& b) {
+    for (uint32_t j = 0; j < b.size; ++j) {
+      const Node& n = nodes_[b.leaves[j]];
+      const double* xs = Xs(n);
+      const double* ys = xs + Cap(n);
+      const uint32_t* rows = Rows(n);
+      if (!ScanLeaf(n.count, [&](uint32_t i) { return rect.Contains(xs[i], ys[i]); },
+                    [&](uint32_t i) { return v(rows[i], xs[i], ys[i]); })) {
+        return false;
+      }
+    }
+    return true;
+  };
   uint32_t stack[kStackSize];
   size_t sp = 0;
   stack[sp++] = 0;
@@ -369,19 +439,15 @@ bool QuadTree::VisitRect(const Rect& rect, Visitor&& v) const {
       continue;
     }
     if (n.child == kNil) {
-      const double* xs = Xs(n);
-      const double* ys = xs + Cap(n);
-      const uint32_t* rows = Rows(n);
-      for (uint32_t i = 0, e = n.count; i < e; ++i) {
-        if (rect.Contains(xs[i], ys[i])) {
-          if (!v(rows[i], xs[i], ys[i])) return false;
-        }
+      if (batch.Add(idx, n)) {
+        if (!scan(batch)) return false;
+        batch.size = 0;
       }
     } else {
       for (uint32_t q = 0; q < 4; ++q) stack[sp++] = n.child + 3 - q;
     }
   }
-  return true;
+  return scan(batch);
 }
 
 template <class Accept, class Key>

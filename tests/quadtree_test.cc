@@ -213,8 +213,10 @@ TEST(QuadTreeTest, OscillationAcrossBoundaryDoesNotChurn) {
   ASSERT_EQ(t.LeafCount(), 1u);
   t.Insert(1000, 49.9, 50);  // 65th: the root splits
   const size_t leaves = t.LeafCount();
-  const size_t bytes = t.MemoryBytes();
   ASSERT_EQ(leaves, 4u);
+  t.Move(1000, 50.0, 50);  // the first crossing gives the right leaf storage
+  t.Move(1000, 49.9, 50);
+  const size_t bytes = t.MemoryBytes();
   for (int step = 0; step < 1000; ++step) {
     t.Move(1000, step % 2 == 0 ? 50.0 : 49.9, 50);  // across the mid line x == 50
     ASSERT_EQ(t.LeafCount(), leaves);
@@ -279,12 +281,23 @@ TEST(QuadTreeTest, HugeCoincidentLeafUsesOverflowSlots) {
   t.Rename(n - 3, n + 5);
   t.Insert(n + 6, 33.0, 66.0);
   EXPECT_EQ(t.CheckInvariants(), "");
+  // A second batch into the same (non-empty, depth-capped) leaf and elsewhere.
+  std::vector<uint32_t> rows2(1000);
+  std::vector<double> xs2(1000), ys2(1000);
+  for (uint32_t i = 0; i < 1000; ++i) {
+    rows2[i] = 2 * n + i;
+    xs2[i] = i % 2 == 0 ? 33.0 : i % 100;
+    ys2[i] = 66.0;
+  }
+  t.BulkInsert(rows2.data(), xs2.data(), ys2.data(), rows2.size());
+  EXPECT_EQ(t.CheckInvariants(), "");
+  for (uint32_t i = 0; i < 1000; ++i) t.Remove(2 * n + i);
   EXPECT_EQ(t.X(n - 2), 1);
   EXPECT_EQ(t.Y(n + 5), 66.0);
   EXPECT_EQ(CircleRows(t, 33, 66, 0).size(), n - 1);
   for (uint32_t i = 1; i < n - 3; ++i) t.Remove(i);
   EXPECT_EQ(t.CheckInvariants(), "");
-  EXPECT_EQ(t.size(), 3u);
+  EXPECT_EQ(t.size(), 4u);  // n-2, n-1, n+5, n+6
 }
 
 // ---- Boundaries ---------------------------------------------------------------------------
@@ -423,10 +436,11 @@ TEST(QuadTreeTest, NearestTiesBrokenByKey) {
   QuadTree t(kWorld);
   // Four entries at distance 5 from (50, 50), plus filler to split the tree.
   const std::vector<std::pair<double, double>> ring = {{55, 50}, {50, 55}, {45, 50}, {50, 45}};
-  for (uint32_t i = 0; i < 4; ++i) t.Insert(100 + i, ring[i].first, ring[i].second);
+  for (uint32_t i = 0; i < 4; ++i) t.Insert(1000 + i, ring[i].first, ring[i].second);
   for (uint32_t i = 0; i < 300; ++i) t.Insert(i, (i % 2 == 0) ? 1 + i * 0.1 : 99 - i * 0.1, 5);
-  std::vector<uint32_t> by_key = {100, 101, 102, 103};
-  std::sort(by_key.begin(), by_key.end(), [](uint32_t a, uint32_t b) { return KeyOf(a) < KeyOf(b); });
+  std::vector<uint32_t> by_key = {1000, 1001, 1002, 1003};
+  std::sort(by_key.begin(), by_key.end(),
+            [](uint32_t a, uint32_t b) { return KeyOf(a) < KeyOf(b); });
   for (size_t k = 1; k <= 4; ++k) {
     auto nn = NearestOf(t, 50, 50, k);
     ASSERT_EQ(nn.size(), k);
@@ -438,11 +452,35 @@ TEST(QuadTreeTest, NearestTiesBrokenByKey) {
   // Key order independent of insertion order: reversed keys.
   std::vector<Neighbor> out;
   t.Nearest(
-      50, 50, 2, [](uint32_t) { return true; }, [](uint32_t row) { return uint64_t{1000 - row}; },
+      50, 50, 2, [](uint32_t) { return true; }, [](uint32_t row) { return uint64_t{5000 - row}; },
       &out);
   ASSERT_EQ(out.size(), 2u);
-  EXPECT_EQ(out[0].row, 103u);
-  EXPECT_EQ(out[1].row, 102u);
+  EXPECT_EQ(out[0].row, 1003u);
+  EXPECT_EQ(out[1].row, 1002u);
+}
+
+TEST(QuadTreeTest, NearestTieInNodeAtExactlyKthDistance) {
+  // A (in the query's leaf) and B (on the min edge of the neighbouring leaf)
+  // are both at d2 == 25; B has the smaller key, so the node holding B, whose
+  // box distance equals the current k-th d2, must still be searched.
+  QuadTree t(kWorld);
+  for (uint32_t i = 0; i < 100; ++i) t.Insert(i, 2 + (i % 10) * 10, 70 + (i / 10) * 3);
+  const uint32_t a = 500, b = 501;
+  t.Insert(a, 40, 25);
+  t.Insert(b, 50, 25);
+  ASSERT_EQ(t.LeafCount(), 4u);  // A and B in sibling leaves split at x == 50
+  std::vector<Neighbor> out;
+  const auto key = [&](uint32_t row) { return row == b ? uint64_t{1} : uint64_t{2} + row; };
+  t.Nearest(
+      45, 25, 1, [](uint32_t) { return true; }, key, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].row, b);
+  EXPECT_EQ(out[0].d2, 25);
+  t.Nearest(
+      50, 25, 2, [](uint32_t) { return true; }, key, &out);  // and the mirror case
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].row, b);
+  EXPECT_EQ(out[1].row, a);
 }
 
 TEST(QuadTreeTest, NearestWithAcceptFilter) {
@@ -494,7 +532,7 @@ TEST(QuadTreeTest, VisitorsStopEarly) {
   EXPECT_EQ(calls, 3);
   calls = 0;
   EXPECT_TRUE(t.VisitCircle(0, 0, 4, [&](uint32_t, double, double) { return ++calls > 0; }));
-  EXPECT_EQ(calls, 4);  // (0,0) (3,0) (0,3) (3,3)? no: (3,3) is at sqrt(18) > 4
+  EXPECT_EQ(calls, 3);  // (0,0) (3,0) (0,3); (3,3) is at sqrt(18) > 4
 }
 
 // ---- Bulk insert ---------------------------------------------------------------------------
@@ -598,7 +636,8 @@ void RunDifferential(Layout layout, uint64_t seed, int ops) {
   std::vector<std::pair<double, double>> centers;
   for (int i = 0; i < 8; ++i) centers.push_back({ux(rng), uy(rng)});
   const auto clamp = [&](double x, double y) {
-    return std::make_pair(std::clamp(x, world.min_x, world.max_x), std::clamp(y, world.min_y, world.max_y));
+    return std::make_pair(std::clamp(x, world.min_x, world.max_x),
+                          std::clamp(y, world.min_y, world.max_y));
   };
   const auto fresh = [&]() -> std::pair<double, double> {
     switch (layout) {
@@ -613,11 +652,12 @@ void RunDifferential(Layout layout, uint64_t seed, int ops) {
         return clamp(c.first + g(rng), c.second + g(rng));
       }
       case Layout::kGrid:
-        return {world.min_x + std::floor(unit(rng) * 40) * 25, world.min_y + std::floor(unit(rng) * 40) * 25};
+        return {world.min_x + std::floor(unit(rng) * 40) * 25,
+                world.min_y + std::floor(unit(rng) * 40) * 25};
     }
     return {0, 0};
   };
-  std::vector<uint32_t> live;      // rows present
+  std::vector<uint32_t> live;  // rows present
   uint32_t next_row = 0;
   std::vector<uint32_t> free_rows;  // removed rows, reused
   const auto check_queries = [&]() {
@@ -625,17 +665,19 @@ void RunDifferential(Layout layout, uint64_t seed, int ops) {
       const auto c = fresh();
       const double r = unit(rng) < 0.2 ? 0 : unit(rng) * unit(rng) * 300;
       ASSERT_EQ(CircleRows(t, c.first, c.second, r), m.Circle(c.first, c.second, r));
-      const Rect rect{c.first - unit(rng) * 100, c.second - unit(rng) * 100, c.first + unit(rng) * 100,
+      const Rect rect{c.first - unit(rng) * 100, c.second - unit(rng) * 100,
+                      c.first + unit(rng) * 100,
                       c.second + (unit(rng) < 0.1 ? 0 : unit(rng) * 100)};
       ASSERT_EQ(RectRows(t, rect), m.InRect(rect));
       const size_t k = rng() % 3 == 0 ? rng() % 200 : rng() % 8;
       const auto accept = (rng() % 2 == 0) ? +[](uint32_t row) { return row % 3 != 0; } : nullptr;
-      ExpectSameNeighbors(NearestOf(t, c.first, c.second, k, accept), m.Nearest(c.first, c.second, k, accept));
+      ExpectSameNeighbors(NearestOf(t, c.first, c.second, k, accept),
+                          m.Nearest(c.first, c.second, k, accept));
     }
   };
   for (int op = 0; op < ops; ++op) {
     const double dice = unit(rng);
-    if (live.size() < 200 || dice < 0.25) {
+    if (live.size() < 200 || dice < 0.3) {
       uint32_t row;
       if (!free_rows.empty() && rng() % 2 == 0) {
         row = free_rows.back();
@@ -647,14 +689,15 @@ void RunDifferential(Layout layout, uint64_t seed, int ops) {
       t.Insert(row, p.first, p.second);
       m.pos[row] = p;
       live.push_back(row);
-    } else if (dice < 0.55) {  // small move
+    } else if (dice < 0.6) {  // small move
       const uint32_t row = live[rng() % live.size()];
       auto& p = m.pos[row];
       const double step = layout == Layout::kGrid ? 25.0 : (unit(rng) < 0.5 ? 0.01 : 3.0);
-      const auto np = clamp(p.first + (unit(rng) - 0.5) * 2 * step, p.second + (unit(rng) - 0.5) * 2 * step);
+      const auto np =
+          clamp(p.first + (unit(rng) - 0.5) * 2 * step, p.second + (unit(rng) - 0.5) * 2 * step);
       t.Move(row, np.first, np.second);
       p = np;
-    } else if (dice < 0.7) {  // teleport
+    } else if (dice < 0.72) {  // teleport
       const uint32_t row = live[rng() % live.size()];
       const auto np = fresh();
       t.Move(row, np.first, np.second);
@@ -698,7 +741,7 @@ void RunDifferential(Layout layout, uint64_t seed, int ops) {
       ASSERT_EQ(t.CheckInvariants(), "") << "after op " << op;
       ASSERT_EQ(t.size(), m.pos.size());
     }
-    if (op % 250 == 0) {
+    if (op % 100 == 0) {
       check_queries();
       if (::testing::Test::HasFatalFailure()) return;
     }
