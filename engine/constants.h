@@ -32,8 +32,8 @@ inline constexpr uint32_t kMaxRowsPerTable = UINT32_MAX - 1;
 // into its parent when the parent's four leaf children together hold no more
 // than kLeafMerge. The gap between the two is the hysteresis that keeps an
 // entity oscillating across a boundary from splitting and merging every tick.
-inline constexpr uint32_t kLeafSplit = 64;
-inline constexpr uint32_t kLeafMerge = 16;
+inline constexpr uint32_t kLeafSplit = 32;
+inline constexpr uint32_t kLeafMerge = 8;
 // Below this depth a leaf no longer splits (cells of world/2^kMaxDepth; with
 // the default world that is ~0.1 mm); it grows instead.
 inline constexpr uint32_t kMaxDepth = 32;

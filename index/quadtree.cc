@@ -444,8 +444,8 @@ void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t
   }
 }
 
-std::vector<QuadTree::HeapItem>& QuadTree::NearestScratch() {
-  thread_local std::vector<HeapItem> scratch;
+std::vector<QuadTree::Neighbor>& QuadTree::NearestScratch() {
+  thread_local std::vector<Neighbor> scratch;
   return scratch;
 }
 

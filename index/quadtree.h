@@ -24,6 +24,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -248,7 +250,7 @@ class QuadTree {
   void TryMerge(uint32_t leaf);
   void MoveSlow(uint32_t row, Loc loc, double x, double y);
   void BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t m, const Rect* box);
-  static std::vector<HeapItem>& NearestScratch();
+  static std::vector<Neighbor>& NearestScratch();
 
   template <class Visitor>
   bool VisitSubtree(uint32_t node, Visitor& v) const;
@@ -455,54 +457,47 @@ void QuadTree::Nearest(double cx, double cy, size_t k, Accept&& accept, Key&& ke
                        std::vector<Neighbor>* out) const {
   out->clear();
   if (k == 0 || size_ == 0) return;
-  // Borrow the thread's scratch heap (swap, so a nested call stays correct).
-  std::vector<HeapItem> heap;
-  heap.swap(NearestScratch());
-  heap.clear();
-  const auto node_greater = [](const HeapItem& a, const HeapItem& b) { return a.d2 > b.d2; };
-  heap.push_back({BoxMinD2(nodes_[0], cx, cy), 0});
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), node_greater);
-    const HeapItem item = heap.back();
-    heap.pop_back();
-    const bool full = out->size() == k;
-    // Nodes at exactly the k-th distance may still win on key.
-    if (full && item.d2 > out->front().d2) break;
-    const Node& n = nodes_[item.node];
-    if (n.child == kNil) {
-      const double* xs = Xs(n);
-      const double* ys = xs + Cap(n);
-      const uint32_t* rows = Rows(n);
-      for (uint32_t i = 0, e = n.count; i < e; ++i) {
-        const double d2 = SquaredDistance(xs[i], ys[i], cx, cy);
-        if (out->size() == k && d2 > out->front().d2) continue;
-        const uint32_t row = rows[i];
-        if (!accept(row)) continue;
-        const Neighbor cand{row, d2, static_cast<uint64_t>(key(row))};
-        if (out->size() < k) {
-          out->push_back(cand);
-          std::push_heap(out->begin(), out->end(), NeighborLess);
-        } else if (NeighborLess(cand, out->front())) {
-          std::pop_heap(out->begin(), out->end(), NeighborLess);
-          out->back() = cand;
-          std::push_heap(out->begin(), out->end(), NeighborLess);
-        }
-      }
-    } else {
-      for (uint32_t q = 0; q < 4; ++q) {
-        const uint32_t c = n.child + q;
-        const Node& cn = nodes_[c];
-        if (cn.child == kNil && cn.count == 0) continue;
-        const double d2 = BoxMinD2(cn, cx, cy);
-        if (out->size() == k && d2 > out->front().d2) continue;
-        heap.push_back({d2, c});
-        std::push_heap(heap.begin(), heap.end(), node_greater);
-      }
-    }
+  // An expanding circle rather than best-first search: for the small k of
+  // area-of-interest queries one prefetched, branch-free circle scan beats a
+  // priority queue of nodes. Exact: once the circle of radius r holds at
+  // least k accepted entries, every entry outside it is farther (d2 > r^2)
+  // than the k-th inside, ties included (the circle is closed).
+  std::vector<Neighbor> cand;
+  cand.swap(NearestScratch());  // swap, so a nested call stays correct
+  // First radius: the one that would hold ~1.5 k entries at the density of
+  // the leaf under the centre, plus the centre's distance to the world.
+  const Node& leaf = nodes_[Descend(0, cx, cy)];
+  const double area = (leaf.max_x - leaf.min_x) * (leaf.max_y - leaf.min_y);
+  double r = leaf.count > 0 ? std::sqrt(1.5 * static_cast<double>(k) * area / (3.14159 * leaf.count))
+                            : std::sqrt(area);
+  r += std::sqrt(BoxMinD2(nodes_[0], cx, cy));
+  if (!(r > 0)) r = 1;
+  const double everything = BoxMaxD2(nodes_[0], cx, cy);  // r^2 past this holds all entries
+  for (;;) {
+    cand.clear();
+    VisitCircle(cx, cy, r, [&](uint32_t row, double x, double y) {
+      if (accept(row)) cand.push_back({row, SquaredDistance(x, y, cx, cy), 0});
+      return true;
+    });
+    if (cand.size() >= k || r * r >= everything) break;
+    // Grow by the shortfall (count grows with r^2), at least doubling.
+    const double want = 1.5 * static_cast<double>(k) / static_cast<double>(cand.size() + 1);
+    r *= std::max(2.0, std::sqrt(want));
   }
-  std::sort_heap(out->begin(), out->end(), NeighborLess);
-  heap.clear();
-  heap.swap(NearestScratch());
+  if (cand.size() > k) {
+    // Keep everything up to the k-th distance (ties at it included), so that
+    // keys are fetched only for the few entries that can be in the answer.
+    std::nth_element(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(k - 1), cand.end(),
+                     [](const Neighbor& a, const Neighbor& b) { return a.d2 < b.d2; });
+    const double kth = cand[k - 1].d2;
+    cand.erase(std::partition(cand.begin(), cand.end(), [kth](const Neighbor& n) { return n.d2 <= kth; }),
+               cand.end());
+  }
+  for (Neighbor& n : cand) n.key = static_cast<uint64_t>(key(n.row));
+  const size_t keep = std::min(k, cand.size());
+  std::partial_sort(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(keep), cand.end(), NeighborLess);
+  out->assign(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(keep));
+  cand.swap(NearestScratch());
 }
 
 }  // namespace worlddb

@@ -140,11 +140,17 @@ TEST(EngineStressTest, SchemaChangesAreOrderedWithWrites) {
   o.shards = 3;
   auto engine = std::move(Engine::Open(o).value());
   ASSERT_TRUE(engine->CreateKind({"k", {}}).ok());
+  {
+    BatchBuilder b;  // the ids the loop below sets exist before the writer starts
+    for (uint64_t id = 1; id <= 20; ++id) b.Upsert(id, "k", 1, 1);
+    auto bytes = b.Finish();
+    ASSERT_TRUE(engine->Apply(bytes.data(), bytes.size()).ok());
+  }
   std::atomic<bool> stop{false};
   std::atomic<int> failures{0};
   std::thread writer([&] {
     BatchBuilder b;
-    uint64_t id = 1;
+    uint64_t id = 21;
     while (!stop.load()) {
       for (int i = 0; i < 20; ++i, ++id) b.Upsert(id, "k", double(id % 1000), 0);
       auto bytes = b.Finish();

@@ -243,7 +243,7 @@ TEST(QuadTreeTest, MoveAcrossLeavesRelocates) {
   for (uint32_t i = 0; i < 2000; ++i) t.Move(i, 0.5, 0.5);  // everything into one corner
   EXPECT_EQ(t.CheckInvariants(), "");
   EXPECT_EQ(CircleRows(t, 0.5, 0.5, 0).size(), 2000u);
-  for (uint32_t i = 0; i < 1990; ++i) t.Remove(i);
+  for (uint32_t i = 0; i < 2000 - kLeafMerge; ++i) t.Remove(i);
   EXPECT_EQ(t.LeafCount(), 1u);  // merged all the way up
   EXPECT_EQ(t.CheckInvariants(), "");
 }
@@ -464,7 +464,10 @@ TEST(QuadTreeTest, NearestTieInNodeAtExactlyKthDistance) {
   // are both at d2 == 25; B has the smaller key, so the node holding B, whose
   // box distance equals the current k-th d2, must still be searched.
   QuadTree t(kWorld);
-  for (uint32_t i = 0; i < 100; ++i) t.Insert(i, 2 + (i % 10) * 10, 70 + (i / 10) * 3);
+  // Rows of 10 points in the upper half: 5 per upper quadrant per row, and
+  // few enough rows that the upper quadrants do not split again.
+  const uint32_t n = 10 * ((kLeafSplit - 2) / 5);
+  for (uint32_t i = 0; i < n; ++i) t.Insert(i, 2 + (i % 10) * 10, 70 + (i / 10) * 3);
   const uint32_t a = 500, b = 501;
   t.Insert(a, 40, 25);
   t.Insert(b, 50, 25);
