@@ -40,6 +40,24 @@ void ForEachIndex(bool all, const std::vector<uint32_t>& indices, uint32_t total
   }
 }
 
+// Calls fn(index, id) for each operation of one section in this part, and
+// prefetch(id) kAhead operations earlier: the per-id hash lookups are
+// independent cache misses, and issuing them ahead lets them overlap.
+constexpr size_t kAhead = 16;
+template <class IdOf, class Prefetch, class Fn>
+bool ForEachIdPrefetched(bool all, const std::vector<uint32_t>& indices, uint32_t total, IdOf&& id_of,
+                         Prefetch&& prefetch, Fn&& fn) {
+  const size_t n = all ? total : indices.size();
+  auto index_at = [&](size_t k) { return all ? static_cast<uint32_t>(k) : indices[k]; };
+  for (size_t k = 0; k < std::min(n, kAhead); ++k) prefetch(id_of(index_at(k)));
+  for (size_t k = 0; k < n; ++k) {
+    if (k + kAhead < n) prefetch(id_of(index_at(k + kAhead)));
+    const uint32_t i = index_at(k);
+    if (!fn(i, id_of(i))) return false;
+  }
+  return true;
+}
+
 template <class T>
 uint32_t SizeOf(const flatbuffers::Vector<T>* v) {
   return v ? v->size() : 0;
@@ -202,6 +220,23 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
     }
   };
 
+  // Pass 1: duplicate ids, over every section.
+  auto seen_prefetch = [&](uint64_t id) { __builtin_prefetch(&seen_[HashId(id) & mask]); };
+  auto upsert_id = [&](uint32_t i) { return b.upserts()->Get(i)->id(); };
+  auto move_id = [&](uint32_t i) { return b.moves()->Get(i)->id(); };
+  auto set_id = [&](uint32_t i) { return b.sets()->Get(i)->id(); };
+  auto delete_id = [&](uint32_t i) { return b.deletes()->Get(i); };
+  auto dup_in = [&](uint32_t section) {
+    return [&, section](uint32_t i, uint64_t id) { return check_dup(section, i, id); };
+  };
+  if (!ForEachIdPrefetched(part.all, part.upserts, n_up, upsert_id, seen_prefetch, dup_in(kSectionUpsert)) ||
+      !ForEachIdPrefetched(part.all, part.moves, n_mv, move_id, seen_prefetch, dup_in(kSectionMove)) ||
+      !ForEachIdPrefetched(part.all, part.sets, n_set, set_id, seen_prefetch, dup_in(kSectionSet)) ||
+      !ForEachIdPrefetched(part.all, part.deletes, n_del, delete_id, seen_prefetch, dup_in(kSectionDelete))) {
+    return dup;
+  }
+
+  // Pass 2: each operation against the schema and the shard's state.
   Status st;
   upsert_kinds_.clear();
   move_locs_.clear();
@@ -213,7 +248,6 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
   ForEachIndex(part.all, part.upserts, n_up, [&](uint32_t i) {
     if (!st.ok()) return;
     const fb::Upsert* u = b.upserts()->Get(i);
-    if (!check_dup(kSectionUpsert, i, u->id())) return void(st = dup);
     const flatbuffers::String* kn = u->kind();
     if (!(last_kind_name && kn->size() == last_kind_name->size() &&
           std::memcmp(kn->data(), last_kind_name->data(), kn->size()) == 0)) {
@@ -231,42 +265,32 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
   if (!st.ok()) return st;
 
   // Moves: entity exists, position valid. Remember where it lives for Commit.
-  // The id map lookups are independent cache misses: prefetch ahead.
-  constexpr uint32_t kAhead = 16;
-  const size_t n_moves_here = part.all ? n_mv : part.moves.size();
-  auto move_at = [&](size_t k) { return b.moves()->Get(part.all ? static_cast<uint32_t>(k) : part.moves[k]); };
-  for (size_t k = 0; k < std::min<size_t>(kAhead, n_moves_here); ++k) id_map_.Prefetch(move_at(k)->id());
-  size_t move_k = 0;
-  ForEachIndex(part.all, part.moves, n_mv, [&](uint32_t i) {
-    if (!st.ok()) return;
-    if (move_k + kAhead < n_moves_here) id_map_.Prefetch(move_at(move_k + kAhead)->id());
-    ++move_k;
+  auto map_prefetch = [&](uint64_t id) { id_map_.Prefetch(id); };
+  ForEachIdPrefetched(part.all, part.moves, n_mv, move_id, map_prefetch, [&](uint32_t i, uint64_t id) {
+    const uint64_t* loc = id_map_.Find(id);
+    if (!loc) {
+      st = Status::NotFound(OpName("moves", i, id) + ": entity does not exist");
+      return false;
+    }
     const fb::Move* m = b.moves()->Get(i);
-    if (!check_dup(kSectionMove, i, m->id())) return void(st = dup);
-    const uint64_t* loc = id_map_.Find(m->id());
-    if (!loc) return void(st = Status::NotFound(OpName("moves", i, m->id()) + ": entity does not exist"));
-    st = ValidatePosition("moves", i, m->id(), m->x(), m->y(), m->z());
+    st = ValidatePosition("moves", i, id, m->x(), m->y(), m->z());
     move_locs_.push_back(*loc);
+    return st.ok();
   });
   if (!st.ok()) return st;
 
   // Sets: entity exists, cells valid for its kind.
-  ForEachIndex(part.all, part.sets, n_set, [&](uint32_t i) {
-    if (!st.ok()) return;
-    const fb::SetColumns* s = b.sets()->Get(i);
-    if (!check_dup(kSectionSet, i, s->id())) return void(st = dup);
-    const uint64_t* loc = id_map_.Find(s->id());
-    if (!loc) return void(st = Status::NotFound(OpName("sets", i, s->id()) + ": entity does not exist"));
-    st = ValidateCells("sets", i, s->id(), IdMap::Unpack(*loc).kind, s->cells());
+  ForEachIdPrefetched(part.all, part.sets, n_set, set_id, map_prefetch, [&](uint32_t i, uint64_t id) {
+    const uint64_t* loc = id_map_.Find(id);
+    if (!loc) {
+      st = Status::NotFound(OpName("sets", i, id) + ": entity does not exist");
+      return false;
+    }
+    st = ValidateCells("sets", i, id, IdMap::Unpack(*loc).kind, b.sets()->Get(i)->cells());
     set_locs_.push_back(*loc);
+    return st.ok();
   });
-  if (!st.ok()) return st;
-
   // Deletes: only the duplicate rule (a missing id is a counted no-op).
-  ForEachIndex(part.all, part.deletes, n_del, [&](uint32_t i) {
-    if (!st.ok()) return;
-    if (!check_dup(kSectionDelete, i, b.deletes()->Get(i))) st = dup;
-  });
   return st;
 }
 
@@ -302,6 +326,16 @@ void Shard::RemoveEntity(uint16_t kind, uint32_t row) {
   }
 }
 
+void Shard::ReleaseScratch() {
+  // Scratch sized for a huge batch (a bulk load) would otherwise stay for the
+  // life of the shard; small batches keep theirs to avoid reallocating.
+  constexpr size_t kKeepBytes = size_t{1} << 20;
+  if (seen_.size() * sizeof(SeenSlot) > kKeepBytes) std::vector<SeenSlot>().swap(seen_);
+  if (move_locs_.capacity() * sizeof(uint64_t) > kKeepBytes) std::vector<uint64_t>().swap(move_locs_);
+  if (set_locs_.capacity() * sizeof(uint64_t) > kKeepBytes) std::vector<uint64_t>().swap(set_locs_);
+  if (upsert_kinds_.capacity() * sizeof(uint16_t) > kKeepBytes) std::vector<uint16_t>().swap(upsert_kinds_);
+}
+
 WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
   WriteStats ws;
   const uint32_t n_up = SizeOf(b.upserts()), n_mv = SizeOf(b.moves()), n_set = SizeOf(b.sets()),
@@ -309,8 +343,20 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
 
   // Moves and sets first: their rows were looked up by Prepare and stay valid
   // until a delete or a kind-changing upsert renumbers rows below.
+  // Two-stage prefetch: the leaf's node 2 * kAhead moves ahead, its entry
+  // kAhead ahead (reading the node, which has arrived by then).
   size_t k = 0;
+  auto prefetch_move = [&](size_t at, bool entry) {
+    if (at >= move_locs_.size()) return;
+    const IdMap::Location l = IdMap::Unpack(move_locs_[at]);
+    const QuadTree& t = kinds_[l.kind]->tree;
+    entry ? t.PrefetchEntry(l.row) : t.PrefetchNode(l.row);
+  };
+  for (size_t a = 0; a < 2 * kAhead; ++a) prefetch_move(a, false);
+  for (size_t a = 0; a < kAhead; ++a) prefetch_move(a, true);
   ForEachIndex(part.all, part.moves, n_mv, [&](uint32_t i) {
+    prefetch_move(k + 2 * kAhead, false);
+    prefetch_move(k + kAhead, true);
     const fb::Move* m = b.moves()->Get(i);
     const IdMap::Location loc = IdMap::Unpack(move_locs_[k++]);
     KindStore& ks = *kinds_[loc.kind];
@@ -342,10 +388,12 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
   std::vector<uint32_t> creations;
   uint64_t recreated = 0;
   k = 0;
-  ForEachIndex(part.all, part.upserts, n_up, [&](uint32_t i) {
+  auto upsert_id = [&](uint32_t i) { return b.upserts()->Get(i)->id(); };
+  auto map_prefetch = [&](uint64_t id) { id_map_.Prefetch(id); };
+  ForEachIdPrefetched(part.all, part.upserts, n_up, upsert_id, map_prefetch, [&](uint32_t i, uint64_t id) {
     const fb::Upsert* u = b.upserts()->Get(i);
     const uint16_t kind = upsert_kinds_[k++];
-    uint64_t* loc = id_map_.Find(u->id());
+    uint64_t* loc = id_map_.Find(id);
     if (loc) {
       const IdMap::Location l = IdMap::Unpack(*loc);
       if (l.kind == kind) {
@@ -355,13 +403,14 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
         ks.table.ResetColumns(l.row, schema_->kind(kind));
         WriteCells(kind, l.row, u->cells());
         ++ws.replaced;
-        return;
+        return true;
       }
       RemoveEntity(l.kind, l.row);  // the kind changed: re-created below
       ++ws.replaced;
       ++recreated;
     }
     creations.push_back(k - 1);
+    return true;
   });
   ws.created = creations.size() - recreated;
   if (!creations.empty()) {
@@ -371,7 +420,10 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
       std::vector<double> xs, ys;
     };
     std::vector<Pending> pending(kinds_.size());
-    for (uint32_t pos : creations) {
+    // The id map was reserved above, so prefetched slots stay where they are.
+    ForEachIdPrefetched(false, creations, 0,
+                        [&](uint32_t pos) { return upsert_id(part.all ? pos : part.upserts[pos]); }, map_prefetch,
+                        [&](uint32_t pos, uint64_t) {
       const uint32_t i = part.all ? pos : part.upserts[pos];
       const fb::Upsert* u = b.upserts()->Get(i);
       const uint16_t kind = upsert_kinds_[pos];
@@ -383,12 +435,14 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
       p.rows.push_back(row);
       p.xs.push_back(u->x());
       p.ys.push_back(u->y());
-    }
+      return true;
+    });
     for (size_t kind = 0; kind < pending.size(); ++kind) {
       const Pending& p = pending[kind];
       if (!p.rows.empty()) kinds_[kind]->tree.BulkInsert(p.rows.data(), p.xs.data(), p.ys.data(), p.rows.size());
     }
   }
+  ReleaseScratch();
   return ws;
 }
 

@@ -61,7 +61,7 @@ class Shard {
 
   Status Prepare(const fb::WriteBatch& batch, const BatchPart& part);
   WriteStats Commit(const fb::WriteBatch& batch, const BatchPart& part);
-  void Abandon() {}
+  void Abandon() { ReleaseScratch(); }
 
   // Switches to `next`, replaying `change` on the tables. `next` must be the
   // schema this shard has plus exactly `change`.
@@ -99,6 +99,7 @@ class Shard {
   void WriteCells(uint16_t kind, uint32_t row,
                   const flatbuffers::Vector<flatbuffers::Offset<fb::Cell>>* cells);
   void RemoveEntity(uint16_t kind, uint32_t row);
+  void ReleaseScratch();
   Status Compile(const std::string& kind, const std::vector<Predicate>& where,
                  const std::vector<std::string>& columns, CompiledQuery* cq) const;
 
