@@ -676,7 +676,7 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
       std::vector<QuadTree::Neighbor> nn;
       ks.tree.Nearest(q.x, q.y, q.k, [&](uint32_t row) { return cq.preds.empty() || cq.Matches(row); },
                       [&](uint32_t row) { return ks.table.id(row); }, &nn);
-      for (const auto& n : nn) hits.push_back({n.d2, n.key, n.row, kd, ks.tree.X(n.row), ks.tree.Y(n.row)});
+      for (const auto& n : nn) hits.push_back({n.d2, n.key, n.row, kd, n.x, n.y});
       continue;
     }
     auto visit = [&](uint32_t row, double x, double y) {

@@ -68,6 +68,7 @@ class QuadTree {
     uint32_t row;
     double d2;     // squared distance to the query point
     uint64_t key;  // tie-break key supplied by the caller (the entity id)
+    double x, y;   // the entry's position
   };
 
   explicit QuadTree(const Rect& world);
@@ -496,7 +497,7 @@ void QuadTree::Nearest(double cx, double cy, size_t k, Accept&& accept, Key&& ke
   for (;;) {
     cand.clear();
     VisitCircle(cx, cy, r, [&](uint32_t row, double x, double y) {
-      if (accept(row)) cand.push_back({row, SquaredDistance(x, y, cx, cy), 0});
+      if (accept(row)) cand.push_back({row, SquaredDistance(x, y, cx, cy), 0, x, y});
       return true;
     });
     if (cand.size() >= k || r * r >= everything) break;

@@ -84,7 +84,7 @@ struct Model {
     std::vector<Neighbor> all;
     for (const auto& [row, p] : pos) {
       if (accept != nullptr && !accept(row)) continue;
-      all.push_back({row, SquaredDistance(p.first, p.second, cx, cy), KeyOf(row)});
+      all.push_back({row, SquaredDistance(p.first, p.second, cx, cy), KeyOf(row), p.first, p.second});
     }
     std::sort(all.begin(), all.end(), [](const Neighbor& a, const Neighbor& b) {
       return a.d2 != b.d2 ? a.d2 < b.d2 : a.key < b.key;
@@ -100,6 +100,8 @@ void ExpectSameNeighbors(const std::vector<Neighbor>& got, const std::vector<Nei
     EXPECT_EQ(got[i].row, want[i].row) << "at " << i;
     EXPECT_EQ(got[i].d2, want[i].d2) << "at " << i;
     EXPECT_EQ(got[i].key, want[i].key) << "at " << i;
+    EXPECT_EQ(got[i].x, want[i].x) << "at " << i;
+    EXPECT_EQ(got[i].y, want[i].y) << "at " << i;
   }
 }
 
