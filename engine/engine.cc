@@ -5,6 +5,7 @@
 
 #include "engine/completion.h"
 #include "engine/mpsc_queue.h"
+#include "engine/schema_codec.h"
 
 namespace worlddb {
 
@@ -254,12 +255,12 @@ std::shared_ptr<const Schema> Engine::schema() const {
   return schema_;
 }
 
-Status Engine::ChangeSchema(
-    const std::function<Result<std::shared_ptr<const Schema>>(const Schema&, SchemaChange*)>& fn) {
+Status Engine::ChangeSchema(const SchemaFn& fn, const EncodeFn& encode, bool log) {
   std::lock_guard<std::mutex> lock(schema_mu_);
+  if (log && log_) WORLDDB_RETURN_IF_ERROR(log_->Writable());
   SchemaTask task(shard_count());
   auto next = fn(*schema_, &task.change);
-  if (!next.ok()) return next.status();
+  if (!next.ok()) return next.status();  // no ticket taken: nothing to tell the log
   task.next = next.value();
   const uint64_t ticket = next_ticket_.fetch_add(1, std::memory_order_acq_rel);
   std::vector<Message> msgs(shards_.size());
@@ -271,33 +272,76 @@ Status Engine::ChangeSchema(
   }
   task.done.Wait();
   schema_ = task.next;
+  if (log && log_) {
+    const std::vector<uint8_t> record = encode();
+    return log_->Commit(ticket, RecordType::kSchemaChange, record);
+  }
   return Status::Ok();
 }
 
 Status Engine::CreateKind(KindDef def) {
-  return ChangeSchema([&](const Schema& s, SchemaChange* c) { return s.WithKind(std::move(def), c); });
+  return ChangeSchema([&](const Schema& s, SchemaChange* c) { return s.WithKind(def, c); },
+                      [&] { return EncodeCreateKind(def); }, /*log=*/true);
 }
 
 Status Engine::AlterKind(const std::string& kind, std::vector<ColumnDef> add,
                          const std::vector<std::string>& drop) {
-  return ChangeSchema([&](const Schema& s, SchemaChange* c) { return s.WithAlter(kind, std::move(add), drop, c); });
+  return ChangeSchema([&](const Schema& s, SchemaChange* c) { return s.WithAlter(kind, add, drop, c); },
+                      [&] { return EncodeAlterKind(kind, add, drop); }, /*log=*/true);
 }
 
-Result<WriteStats> Engine::Apply(const uint8_t* data, size_t size) {
-  if (size > options_.max_batch_bytes) {
-    return Status::InvalidArgument("write batch of " + std::to_string(size) + " bytes exceeds the limit of " +
-                                   std::to_string(options_.max_batch_bytes));
+Status Engine::ApplyDecodedSchemaChange(const uint8_t* data, size_t size, bool log) {
+  auto decoded = DecodeSchemaChange(data, size);
+  if (!decoded.ok()) return decoded.status();
+  const DecodedSchemaChange& d = decoded.value();
+  const std::span<const uint8_t> bytes(data, size);
+  auto encode = [&] { return std::vector<uint8_t>(bytes.begin(), bytes.end()); };
+  if (d.create) {
+    return ChangeSchema([&](const Schema& s, SchemaChange* c) { return s.WithKind(d.kind, c); }, encode, log);
   }
-  flatbuffers::Verifier verifier(data, size, /*max_depth=*/16,
-                                 static_cast<flatbuffers::uoffset_t>(options_.max_batch_tables));
+  return ChangeSchema([&](const Schema& s, SchemaChange* c) { return s.WithAlter(d.kind.name, d.kind.columns, d.drop, c); },
+                      encode, log);
+}
+
+Status Engine::ApplySchemaChange(const uint8_t* data, size_t size) {
+  return ApplyDecodedSchemaChange(data, size, /*log=*/true);
+}
+
+Result<const fb::WriteBatch*> Engine::VerifyBatch(const uint8_t* data, size_t size, const EngineOptions& o) {
+  if (size > o.max_batch_bytes) {
+    return Status::InvalidArgument("write batch of " + std::to_string(size) + " bytes exceeds the limit of " +
+                                   std::to_string(o.max_batch_bytes));
+  }
+  flatbuffers::Verifier verifier(data, size, /*max_depth=*/16, static_cast<flatbuffers::uoffset_t>(o.max_batch_tables));
   if (size < sizeof(flatbuffers::uoffset_t) || !fb::VerifyWriteBatchBuffer(verifier)) {
     return Status::Corruption("write batch of " + std::to_string(size) +
                               " bytes is not a valid WriteBatch FlatBuffer (engine/batch.fbs)");
   }
-  return ApplyVerified(*fb::GetWriteBatch(data));
+  return fb::GetWriteBatch(data);
 }
 
-Result<WriteStats> Engine::ApplyVerified(const fb::WriteBatch& batch) {
+Result<WriteStats> Engine::Replay(RecordType type, const uint8_t* data, size_t size) {
+  if (type == RecordType::kSchemaChange) {
+    WORLDDB_RETURN_IF_ERROR(ApplyDecodedSchemaChange(data, size, /*log=*/false));
+    return WriteStats{};
+  }
+  if (type != RecordType::kWriteBatch) {
+    return Status::Corruption("unknown record type " + std::to_string(static_cast<int>(type)));
+  }
+  auto batch = VerifyBatch(data, size, options_);
+  if (!batch.ok()) return batch.status();
+  return ApplyBatch(*batch.value(), {data, size}, /*log=*/false);
+}
+
+Result<WriteStats> Engine::Apply(const uint8_t* data, size_t size) {
+  auto batch = VerifyBatch(data, size, options_);
+  if (!batch.ok()) return batch.status();
+  return ApplyBatch(*batch.value(), {data, size}, /*log=*/true);
+}
+
+Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<const uint8_t> bytes, bool log) {
+  log = log && log_ != nullptr;
+  if (log) WORLDDB_RETURN_IF_ERROR(log_->Writable());  // refuse before applying anything
   const uint32_t n = shard_count();
   WriteTask task(n);
   task.batch = &batch;
@@ -333,7 +377,13 @@ Result<WriteStats> Engine::ApplyVerified(const fb::WriteBatch& batch) {
     shards_[i]->Send(&msgs[i]);
   }
   task.done.Wait();
-  if (task.failed.load(std::memory_order_acquire)) {
+  const bool failed = task.failed.load(std::memory_order_acquire);
+  if (log) {
+    // A refused batch is not logged but still passes its ticket to the log.
+    Status st = log_->Commit(ticket, RecordType::kWriteBatch, failed ? std::span<const uint8_t>() : bytes);
+    if (!failed && !st.ok()) return st;
+  }
+  if (failed) {
     for (Status& s : task.errors) {
       if (!s.ok()) return std::move(s);
     }

@@ -29,11 +29,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "engine/batch_generated.h"
+#include "engine/commit_log.h"
 #include "engine/constants.h"
 #include "engine/query.h"
 #include "engine/schema.h"
@@ -63,16 +65,25 @@ class Engine {
   uint32_t shard_count() const { return static_cast<uint32_t>(shards_.size()); }
   uint32_t ShardOf(uint64_t id) const;
 
+  // ---- Durability ----
+  // Every accepted change goes through `log` before it is acknowledged (see
+  // engine/commit_log.h). Set once, before the first write; not owned; null
+  // means durability "none".
+  void SetCommitLog(CommitLog* log) { log_ = log; }
+  // Applies a logged record during recovery, without logging it again.
+  Result<WriteStats> Replay(RecordType type, const uint8_t* data, size_t size);
+
   // ---- Schema ----
   std::shared_ptr<const Schema> schema() const;
   Status CreateKind(KindDef def);
   Status AlterKind(const std::string& kind, std::vector<ColumnDef> add, const std::vector<std::string>& drop);
+  // Verifies and applies a SchemaChange FlatBuffer (engine/batch.fbs).
+  Status ApplySchemaChange(const uint8_t* data, size_t size);
 
   // ---- Writes ----
-  // Verifies `data` as a WriteBatch, then applies it whole or not at all.
+  // Verifies `data` as a WriteBatch, then applies it whole or not at all, and
+  // returns once it is as durable as the commit log promises.
   Result<WriteStats> Apply(const uint8_t* data, size_t size);
-  // For callers that verified already (the write-ahead log's replay).
-  Result<WriteStats> ApplyVerified(const fb::WriteBatch& batch);
   // Ticket of the last write or schema change issued.
   uint64_t last_ticket() const { return next_ticket_.load(std::memory_order_acquire) - 1; }
 
@@ -98,10 +109,17 @@ class Engine {
   struct QueryTask;
   struct Message;
 
+  using SchemaFn = std::function<Result<std::shared_ptr<const Schema>>(const Schema&, SchemaChange*)>;
+  using EncodeFn = std::function<std::vector<uint8_t>()>;
+
   explicit Engine(const EngineOptions& options);
-  Status ChangeSchema(const std::function<Result<std::shared_ptr<const Schema>>(const Schema&, SchemaChange*)>& fn);
+  Status ChangeSchema(const SchemaFn& fn, const EncodeFn& encode, bool log);
+  Status ApplyDecodedSchemaChange(const uint8_t* data, size_t size, bool log);
+  Result<WriteStats> ApplyBatch(const fb::WriteBatch& batch, std::span<const uint8_t> bytes, bool log);
+  static Result<const fb::WriteBatch*> VerifyBatch(const uint8_t* data, size_t size, const EngineOptions& o);
 
   EngineOptions options_;
+  CommitLog* log_ = nullptr;
   std::vector<std::unique_ptr<Runner>> shards_;
   alignas(64) std::atomic<uint64_t> next_ticket_{1};
 

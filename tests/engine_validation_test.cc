@@ -399,3 +399,32 @@ TEST(EngineOpenTest, RefusesBadOptions) {
 
 }  // namespace
 }  // namespace worlddb
+
+namespace worlddb {
+namespace {
+
+// Regression: duplicate detection in batches longer than the prefetch
+// distance (the first version only ever saw small batches in tests).
+TEST(ValidationLargeBatchTest, DuplicateFarApartInALargeBatchIsRefused) {
+  for (uint32_t shards : {1u, 2u}) {
+    EngineOptions o;
+    o.shards = shards;
+    auto e = std::move(Engine::Open(o).value());
+    ASSERT_TRUE(e->CreateKind({"k", {}}).ok());
+    BatchBuilder b;
+    for (uint64_t id = 1; id <= 5000; ++id) b.Upsert(id, "k", double(id % 100), 0);
+    b.Upsert(17, "k", 1, 1);
+    auto bytes = b.Finish();
+    auto r = e->Apply(bytes.data(), bytes.size());
+    ASSERT_FALSE(r.ok()) << "shards " << shards;
+    EXPECT_NE(r.status().message().find("entity 17 appears twice"), std::string::npos) << r.status().ToString();
+    EXPECT_EQ(e->size(), 0u);
+    for (uint64_t id = 1; id <= 5000; ++id) b.Move(id, 1, 1);
+    b.Delete(4999);
+    bytes = b.Finish();
+    EXPECT_FALSE(e->Apply(bytes.data(), bytes.size()).ok());
+  }
+}
+
+}  // namespace
+}  // namespace worlddb
