@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "engine/completion.h"
 #include "engine/mpsc_queue.h"
@@ -255,6 +256,21 @@ std::shared_ptr<const Schema> Engine::schema() const {
   return schema_;
 }
 
+namespace {
+
+// FlatBuffers verifies alignment relative to the buffer's start, so a buffer
+// that itself starts off an 8-byte boundary (a network read, a log record at
+// any offset) would have its structs and doubles read misaligned. Such input
+// is copied into `storage` first.
+const uint8_t* Aligned(const uint8_t* data, size_t size, std::vector<uint64_t>* storage) {
+  if (reinterpret_cast<uintptr_t>(data) % alignof(uint64_t) == 0) return data;
+  storage->resize((size + sizeof(uint64_t) - 1) / sizeof(uint64_t));
+  if (size) std::memcpy(storage->data(), data, size);
+  return reinterpret_cast<const uint8_t*>(storage->data());
+}
+
+}  // namespace
+
 Status Engine::ChangeSchema(const SchemaFn& fn, const EncodeFn& encode, bool log) {
   std::lock_guard<std::mutex> lock(schema_mu_);
   if (log && log_) WORLDDB_RETURN_IF_ERROR(log_->Writable());
@@ -291,6 +307,8 @@ Status Engine::AlterKind(const std::string& kind, std::vector<ColumnDef> add,
 }
 
 Status Engine::ApplyDecodedSchemaChange(const uint8_t* data, size_t size, bool log) {
+  std::vector<uint64_t> storage;
+  data = Aligned(data, size, &storage);
   auto decoded = DecodeSchemaChange(data, size);
   if (!decoded.ok()) return decoded.status();
   const DecodedSchemaChange& d = decoded.value();
@@ -317,7 +335,14 @@ Result<const fb::WriteBatch*> Engine::VerifyBatch(const uint8_t* data, size_t si
     return Status::Corruption("write batch of " + std::to_string(size) +
                               " bytes is not a valid WriteBatch FlatBuffer (engine/batch.fbs)");
   }
-  return fb::GetWriteBatch(data);
+  const fb::WriteBatch* batch = fb::GetWriteBatch(data);
+  // The verifier (FlatBuffers 2.0.8) checks a vector's 4-byte length field
+  // but not the 8-byte alignment of its struct elements; a builder always
+  // aligns them, so a misaligned `moves` vector is malformed input.
+  if (batch->moves() && reinterpret_cast<uintptr_t>(batch->moves()->Data()) % alignof(uint64_t) != 0) {
+    return Status::Corruption("write batch: the moves vector is not 8-byte aligned (malformed FlatBuffer)");
+  }
+  return batch;
 }
 
 Result<WriteStats> Engine::Replay(RecordType type, const uint8_t* data, size_t size) {
@@ -328,12 +353,16 @@ Result<WriteStats> Engine::Replay(RecordType type, const uint8_t* data, size_t s
   if (type != RecordType::kWriteBatch) {
     return Status::Corruption("unknown record type " + std::to_string(static_cast<int>(type)));
   }
+  std::vector<uint64_t> storage;
+  data = Aligned(data, size, &storage);
   auto batch = VerifyBatch(data, size, options_);
   if (!batch.ok()) return batch.status();
   return ApplyBatch(*batch.value(), {data, size}, /*log=*/false);
 }
 
 Result<WriteStats> Engine::Apply(const uint8_t* data, size_t size) {
+  std::vector<uint64_t> storage;
+  data = Aligned(data, size, &storage);
   auto batch = VerifyBatch(data, size, options_);
   if (!batch.ok()) return batch.status();
   return ApplyBatch(*batch.value(), {data, size}, /*log=*/true);

@@ -29,4 +29,28 @@ UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
   run asan "" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWORLDDB_SANITIZE=address,undefined -DWORLDDB_BUILD_BENCH=OFF
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   run tsan "-L stress" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWORLDDB_SANITIZE=thread -DWORLDDB_BUILD_BENCH=OFF
+# libFuzzer targets (clang, ASan+UBSan): each runs for a bounded time on a
+# copy of its committed corpus. WORLDDB_FUZZ_SECONDS per target (default 30).
+if [ -z "$only" ] || [ "$only" = "fuzz" ]; then
+  echo "=== fuzz: configure and build ==="
+  cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DWORLDDB_FUZZ=ON -DWORLDDB_SANITIZE=address,undefined -DWORLDDB_BUILD_BENCH=OFF -DWORLDDB_WERROR=ON >/dev/null
+  cmake --build build-fuzz -j"$jobs"
+  echo "=== fuzz: run ==="
+  for fuzzer in build-fuzz/tests/*_fuzzer; do
+    name=$(basename "$fuzzer" _fuzzer)
+    corpus=$(mktemp -d)
+    cp tests/fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
+    echo "--- $name: ${WORLDDB_FUZZ_SECONDS:-30} s"
+    log="$corpus.log"
+    if ! UBSAN_OPTIONS=halt_on_error=1 "$fuzzer" -max_total_time="${WORLDDB_FUZZ_SECONDS:-30}" \
+        -max_len=65536 -print_final_stats=1 "$corpus" >"$log" 2>&1; then
+      cat "$log"
+      echo "fuzz: $name found a crash (the input is in the output above)"
+      exit 1
+    fi
+    grep -E "^Done|stat::number_of_executed_units" "$log" | head -2
+    rm -rf "$corpus" "$log"
+  done
+fi
 echo "=== all test runs passed ==="
