@@ -19,13 +19,11 @@
 #include <span>
 #include <vector>
 
+#include "bench/heap_stats.h"
 #include "engine/batch_builder.h"
 #include "engine/engine.h"
 #include "tools/aoi_workload.h"
 
-#ifdef WORLDDB_HAVE_JEMALLOC
-#include <jemalloc/jemalloc.h>
-#endif
 
 namespace worlddb::bench {
 namespace {
@@ -36,19 +34,6 @@ using aoi::Distribution;
 constexpr size_t kMoveBatch = 10000;
 constexpr size_t kQueryBatch = 1000;
 
-size_t HeapAllocated() {
-#ifdef WORLDDB_HAVE_JEMALLOC
-  uint64_t epoch = 1;
-  size_t len = sizeof(epoch);
-  mallctl("epoch", &epoch, &len, &epoch, len);
-  size_t allocated = 0;
-  len = sizeof(allocated);
-  if (mallctl("stats.allocated", &allocated, &len, nullptr, 0) != 0) return 0;
-  return allocated;
-#else
-  return 0;
-#endif
-}
 
 const AoiWorkload& Workload(Distribution d) {
   static std::unique_ptr<AoiWorkload> w[2];
@@ -134,12 +119,12 @@ void BM_Engine_Load(benchmark::State& state, Distribution d, uint32_t shards, si
   for (auto _ : state) {
     state.PauseTiming();
     std::unique_ptr<Engine> e = NewEngine(shards);
-    const size_t heap_before = HeapAllocated();
+    const size_t heap_before = HeapAllocatedBytes();
     state.ResumeTiming();
     if (!ApplyAll(*e, batches)) state.SkipWithError("load failed");
     state.PauseTiming();
     bytes_per_entity = double(e->Memory().total()) / double(w.n());
-    heap_per_entity = double(HeapAllocated() - heap_before) / double(w.n());
+    heap_per_entity = double(HeapAllocatedBytes() - heap_before) / double(w.n());
     e.reset();
     state.ResumeTiming();
   }

@@ -49,15 +49,11 @@
 #include <vector>
 
 #include "bench/baselines.h"
+#include "bench/heap_stats.h"
 #include "index/geometry.h"
 #include "index/quadtree.h"
 #include "tools/aoi_workload.h"
 
-#ifdef WORLDDB_HAVE_JEMALLOC
-#include <jemalloc/jemalloc.h>
-#else
-#include <malloc.h>
-#endif
 
 namespace worlddb::bench {
 namespace {
@@ -70,22 +66,6 @@ constexpr double kRectHalfSide = 50.0;
 constexpr size_t kDensityCells = 64;
 constexpr size_t kBruteForceCheckQueries = 500;
 
-// Bytes currently allocated from the heap, for memory-per-entity figures of
-// structures that do not account for their own memory (boost's R-tree).
-size_t HeapAllocatedBytes() {
-#ifdef WORLDDB_HAVE_JEMALLOC
-  uint64_t epoch = 1;
-  size_t len = sizeof(epoch);
-  mallctl("epoch", &epoch, &len, &epoch, len);  // refreshes the statistics
-  size_t allocated = 0;
-  len = sizeof(allocated);
-  if (mallctl("stats.allocated", &allocated, &len, nullptr, 0) != 0) return 0;
-  return allocated;
-#else
-  const struct mallinfo2 mi = mallinfo2();
-  return mi.uordblks + mi.hblkhd;
-#endif
-}
 
 // The QuadTree behind the baselines' interface. Rows are ids - 1 and the
 // tie-break key is the id, so its kNN lists equal the grid's exactly. The tree's

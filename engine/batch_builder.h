@@ -23,6 +23,11 @@ namespace worlddb {
 
 using Cells = std::vector<std::pair<std::string, Value>>;
 
+// One Cell holding `value` for `column`, tagged with the value's type (the
+// encoding batch.fbs documents). Shared by batches and schema changes.
+flatbuffers::Offset<fb::Cell> EncodeCell(flatbuffers::FlatBufferBuilder& fbb, std::string_view column,
+                                         const Value& value);
+
 class BatchBuilder {
  public:
   BatchBuilder& Upsert(uint64_t id, std::string_view kind, double x, double y, double z = 0,
@@ -40,6 +45,7 @@ class BatchBuilder {
   std::vector<uint8_t> FinishCopy();
 
  private:
+  // Column names repeat across the cells of a batch: each is stored once.
   flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Cell>>> BuildCells(const Cells& cells);
   void Reset();
 

@@ -10,8 +10,10 @@
 
 namespace worlddb {
 
+enum class Engine::MessageType : uint8_t { kWrite, kSchema, kQuery, kDensity, kCall, kStop };
+
 struct Engine::Message : QueueNode {
-  enum class Type : uint8_t { kWrite, kSchema, kQuery, kDensity, kCall, kStop };
+  using Type = MessageType;
   Type type = Type::kStop;
   uint64_t ticket = 0;  // kWrite, kSchema
   void* task = nullptr;
@@ -230,6 +232,21 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& o) {
   return std::unique_ptr<Engine>(new Engine(o));
 }
 
+// Sends one message of `type` about `task` to every shard and waits until
+// every shard has counted `done` down. `ticket` orders writes and schema
+// changes. The messages live on this stack frame until the wait returns.
+template <class Task>
+void Engine::Broadcast(MessageType type, uint64_t ticket, Task* task) {
+  std::vector<Message> msgs(shards_.size());
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    msgs[i].type = type;
+    msgs[i].ticket = ticket;
+    msgs[i].task = task;
+    shards_[i]->Send(&msgs[i]);
+  }
+  task->done.Wait();
+}
+
 Engine::Engine(const EngineOptions& options) : options_(options), schema_(std::make_shared<Schema>()) {
   for (uint32_t i = 0; i < options_.shards; ++i) {
     shards_.push_back(std::make_unique<Runner>(i, options_.world, schema_));
@@ -279,14 +296,7 @@ Status Engine::ChangeSchema(const SchemaFn& fn, const EncodeFn& encode, bool log
   if (!next.ok()) return next.status();  // no ticket taken: nothing to tell the log
   task.next = next.value();
   const uint64_t ticket = next_ticket_.fetch_add(1, std::memory_order_acq_rel);
-  std::vector<Message> msgs(shards_.size());
-  for (size_t i = 0; i < shards_.size(); ++i) {
-    msgs[i].type = Message::Type::kSchema;
-    msgs[i].ticket = ticket;
-    msgs[i].task = &task;
-    shards_[i]->Send(&msgs[i]);
-  }
-  task.done.Wait();
+  Broadcast(MessageType::kSchema, ticket, &task);
   schema_ = task.next;
   if (log && log_) {
     const std::vector<uint8_t> record = encode();
@@ -398,14 +408,7 @@ Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<con
     }
   }
   const uint64_t ticket = next_ticket_.fetch_add(1, std::memory_order_acq_rel);
-  std::vector<Message> msgs(n);
-  for (uint32_t i = 0; i < n; ++i) {
-    msgs[i].type = Message::Type::kWrite;
-    msgs[i].ticket = ticket;
-    msgs[i].task = &task;
-    shards_[i]->Send(&msgs[i]);
-  }
-  task.done.Wait();
+  Broadcast(MessageType::kWrite, ticket, &task);
   const bool failed = task.failed.load(std::memory_order_acquire);
   if (log) {
     // A refused batch is not logged but still passes its ticket to the log.
@@ -503,13 +506,7 @@ void Engine::RunMany(const Query* queries, size_t n, QueryResult* outs, Status* 
   task.queries = queries;
   task.valid = statuses;
   task.n = n;
-  std::vector<Message> msgs(shards);
-  for (uint32_t s = 0; s < shards; ++s) {
-    msgs[s].type = Message::Type::kQuery;
-    msgs[s].task = &task;
-    shards_[s]->Send(&msgs[s]);
-  }
-  task.done.Wait();
+  Broadcast(MessageType::kQuery, 0, &task);
   std::vector<QueryResult*> parts(shards);
   std::vector<bool> truncated(shards);
   for (size_t i = 0; i < n; ++i) {
@@ -544,13 +541,7 @@ Status Engine::Density(const DensityQuery& q, DensityResult* out) {
   QueryTask task(shards);
   task.density = &q;
   task.densities.resize(shards);
-  std::vector<Message> msgs(shards);
-  for (uint32_t s = 0; s < shards; ++s) {
-    msgs[s].type = Message::Type::kDensity;
-    msgs[s].task = &task;
-    shards_[s]->Send(&msgs[s]);
-  }
-  task.done.Wait();
+  Broadcast(MessageType::kDensity, 0, &task);
   for (uint32_t s = 0; s < shards; ++s) {
     if (!task.statuses[s][0].ok()) return task.statuses[s][0];
   }
@@ -569,13 +560,7 @@ void Engine::ForEachShard(const std::function<void(Shard&, uint32_t)>& fn) {
   const uint32_t shards = shard_count();
   QueryTask task(shards);
   task.fn = &fn;
-  std::vector<Message> msgs(shards);
-  for (uint32_t s = 0; s < shards; ++s) {
-    msgs[s].type = Message::Type::kCall;
-    msgs[s].task = &task;
-    shards_[s]->Send(&msgs[s]);
-  }
-  task.done.Wait();
+  Broadcast(MessageType::kCall, 0, &task);
 }
 
 bool Engine::Get(uint64_t id, Shard::Entity* out) {

@@ -109,6 +109,9 @@ class Engine {
   struct QueryTask;
   struct Message;
 
+  enum class MessageType : uint8_t;
+  template <class Task>
+  void Broadcast(MessageType type, uint64_t ticket, Task* task);
   using SchemaFn = std::function<Result<std::shared_ptr<const Schema>>(const Schema&, SchemaChange*)>;
   using EncodeFn = std::function<std::vector<uint8_t>()>;
 

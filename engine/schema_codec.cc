@@ -1,34 +1,16 @@
 #include "engine/schema_codec.h"
 
+#include "engine/batch_builder.h"
 #include "engine/batch_generated.h"
 
 namespace worlddb {
 namespace {
 
-flatbuffers::Offset<fb::Cell> EncodeValue(flatbuffers::FlatBufferBuilder& fbb, const std::string& column,
-                                          const Value& v) {
-  auto name = fbb.CreateString(column);
-  flatbuffers::Offset<flatbuffers::String> s;
-  if (const auto* str = std::get_if<std::string>(&v)) s = fbb.CreateString(*str);
-  fb::CellBuilder cb(fbb);
-  cb.add_column(name);
-  cb.add_type(static_cast<fb::ColumnType>(v.index()));
-  switch (TypeOf(v)) {
-    case ColumnType::kBool: cb.add_i(std::get<bool>(v) ? 1 : 0); break;
-    case ColumnType::kI32: cb.add_i(std::get<int32_t>(v)); break;
-    case ColumnType::kI64: cb.add_i(std::get<int64_t>(v)); break;
-    case ColumnType::kF32: cb.add_f(std::get<float>(v)); break;
-    case ColumnType::kF64: cb.add_f(std::get<double>(v)); break;
-    case ColumnType::kString: cb.add_s(s); break;
-  }
-  return cb.Finish();
-}
-
 flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::ColumnDef>>> EncodeColumns(
     flatbuffers::FlatBufferBuilder& fbb, const std::vector<ColumnDef>& columns) {
   std::vector<flatbuffers::Offset<fb::ColumnDef>> out;
   for (const ColumnDef& c : columns) {
-    auto cell = EncodeValue(fbb, c.name, c.default_value);
+    auto cell = EncodeCell(fbb, c.name, c.default_value);
     out.push_back(fb::CreateColumnDef(fbb, fbb.CreateString(c.name), static_cast<fb::ColumnType>(c.type), cell,
                                       c.max_length));
   }
