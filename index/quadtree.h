@@ -108,6 +108,11 @@ class QuadTree {
   template <class Visitor>
   bool VisitAll(Visitor&& v) const;
 
+  // Number of entries matching VisitCircle / VisitRect, without visiting
+  // nodes that lie wholly inside the shape (their subtree totals are added).
+  size_t CountCircle(double cx, double cy, double r) const;
+  size_t CountRect(const Rect& rect) const;
+
   // The k entries nearest to (cx, cy) among those for which accept(row) is
   // true, ordered by (d2, key(row)) ascending; `out` is replaced.
   template <class Accept, class Key>
@@ -151,6 +156,7 @@ class QuadTree {
     uint32_t child;                     // first of 4 children; kNil for a leaf
     void* data;                         // leaf storage, nullptr when cap == 0
     uint32_t count;                     // leaf entries
+    uint32_t total;                     // entries in the subtree (== count for a leaf)
     uint8_t cap_class;                  // index into kCapTable
     uint8_t depth;
     uint8_t flags;  // kClosedX | kClosedY
@@ -262,6 +268,17 @@ class QuadTree {
 
   template <class Visitor>
   bool VisitSubtree(uint32_t node, Visitor& v) const;
+  template <class Inside, class Covers, class Match>
+  size_t CountWhere(Inside&& box_may_hit, Covers&& box_inside, Match&& match) const;
+
+  // Pushes an internal node's children for a depth-first walk, and starts
+  // loading them: the walk pops them soon, and each is a likely cache miss.
+  void PushChildren(const Node& n, uint32_t* stack, size_t* sp) const {
+    for (uint32_t q = 0; q < 4; ++q) {
+      __builtin_prefetch(&nodes_[n.child + 3 - q]);
+      stack[(*sp)++] = n.child + 3 - q;
+    }
+  }
 
   // Tests entries [0, count) with match(i) and calls visit(i) on the hits.
   // Tests run branch-free into a list of hit slots first, then the visitor
@@ -373,7 +390,7 @@ bool QuadTree::VisitSubtree(uint32_t node, Visitor& v) const {
         if (!v(rows[i], xs[i], ys[i])) return false;
       }
     } else {
-      for (uint32_t q = 0; q < 4; ++q) stack[sp++] = n.child + 3 - q;
+      PushChildren(n, stack, &sp);
     }
   }
   return true;
@@ -423,7 +440,7 @@ bool QuadTree::VisitCircle(double cx, double cy, double r, Visitor&& v) const {
         batch.size = 0;
       }
     } else {
-      for (uint32_t q = 0; q < 4; ++q) stack[sp++] = n.child + 3 - q;
+      PushChildren(n, stack, &sp);
     }
   }
   return scan(batch);
@@ -467,7 +484,7 @@ bool QuadTree::VisitRect(const Rect& rect, Visitor&& v) const {
         batch.size = 0;
       }
     } else {
-      for (uint32_t q = 0; q < 4; ++q) stack[sp++] = n.child + 3 - q;
+      PushChildren(n, stack, &sp);
     }
   }
   return scan(batch);
