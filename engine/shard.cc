@@ -27,6 +27,12 @@ std::string Num(double v) {
   return buf;
 }
 
+// -0.0 becomes +0.0 (x + 0.0 does exactly that and nothing else). FlatBuffers
+// omits a table field equal to its default and 0.0 == -0.0, so an upsert's
+// -0.0 arrives as +0.0 while a move's (a struct) keeps its sign; storing the
+// canonical zero makes the stored state the same whichever way it came.
+double Canonical(double v) { return v + 0.0; }
+
 std::string OpName(const char* section, uint32_t index, uint64_t id) {
   return std::string(section) + "[" + std::to_string(index) + "] (entity " + std::to_string(id) + ")";
 }
@@ -305,8 +311,8 @@ void Shard::WriteCells(uint16_t kind, uint32_t row,
       case ColumnType::kBool: c.SetBool(row, cell->i() != 0); break;
       case ColumnType::kI32: c.SetI32(row, static_cast<int32_t>(cell->i())); break;
       case ColumnType::kI64: c.SetI64(row, cell->i()); break;
-      case ColumnType::kF32: c.SetF32(row, static_cast<float>(cell->f())); break;
-      case ColumnType::kF64: c.SetF64(row, cell->f()); break;
+      case ColumnType::kF32: c.SetF32(row, static_cast<float>(Canonical(cell->f()))); break;
+      case ColumnType::kF64: c.SetF64(row, Canonical(cell->f())); break;
       case ColumnType::kString:
         if (cell->s()) c.SetString(row, cell->s()->data(), cell->s()->size());
         else c.SetString(row, "", 0);
@@ -360,8 +366,8 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
     const fb::Move* m = b.moves()->Get(i);
     const IdMap::Location loc = IdMap::Unpack(move_locs_[k++]);
     KindStore& ks = *kinds_[loc.kind];
-    ks.tree.Move(loc.row, m->x(), m->y());
-    ks.table.set_z(loc.row, m->z());
+    ks.tree.Move(loc.row, Canonical(m->x()), Canonical(m->y()));
+    ks.table.set_z(loc.row, Canonical(m->z()));
   });
   ws.moved = k;
   k = 0;
@@ -398,8 +404,8 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
       const IdMap::Location l = IdMap::Unpack(*loc);
       if (l.kind == kind) {
         KindStore& ks = *kinds_[kind];
-        ks.tree.Move(l.row, u->x(), u->y());
-        ks.table.set_z(l.row, u->z());
+        ks.tree.Move(l.row, Canonical(u->x()), Canonical(u->y()));
+        ks.table.set_z(l.row, Canonical(u->z()));
         ks.table.ResetColumns(l.row, schema_->kind(kind));
         WriteCells(kind, l.row, u->cells());
         ++ws.replaced;
@@ -428,13 +434,13 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
       const fb::Upsert* u = b.upserts()->Get(i);
       const uint16_t kind = upsert_kinds_[pos];
       KindStore& ks = *kinds_[kind];
-      const uint32_t row = ks.table.Append(u->id(), u->z(), schema_->kind(kind));
+      const uint32_t row = ks.table.Append(u->id(), Canonical(u->z()), schema_->kind(kind));
       WriteCells(kind, row, u->cells());
       id_map_.Insert(u->id(), {kind, row});
       Pending& p = pending[kind];
       p.rows.push_back(row);
-      p.xs.push_back(u->x());
-      p.ys.push_back(u->y());
+      p.xs.push_back(Canonical(u->x()));
+      p.ys.push_back(Canonical(u->y()));
       return true;
     });
     for (size_t kind = 0; kind < pending.size(); ++kind) {

@@ -485,3 +485,32 @@ TEST(ValidationAlignmentTest, MisalignedMoveVectorIsRefused) {
 
 }  // namespace
 }  // namespace worlddb
+
+namespace worlddb {
+namespace {
+
+// Found by the differential test: -0.0 survived a move (a struct) but not an
+// upsert (FlatBuffers elides fields equal to the default). Both now store +0.0.
+TEST(ValidationSignedZeroTest, NegativeZeroIsStoredAsPositiveZero) {
+  EngineOptions o;
+  o.world = {-10, -10, 10, 10};
+  auto e = std::move(Engine::Open(o).value());
+  ASSERT_TRUE(e->CreateKind({"k", {{"f", ColumnType::kF64, 1.0, 0}}}).ok());
+  BatchBuilder b;
+  b.Upsert(1, "k", 1, 1).Upsert(2, "k", 1, 1);
+  auto bytes = b.Finish();
+  ASSERT_TRUE(e->Apply(bytes.data(), bytes.size()).ok());
+  b.Move(1, -0.0, -0.0, -0.0).Set(2, {{"f", -0.0}});
+  bytes = b.Finish();
+  ASSERT_TRUE(e->Apply(bytes.data(), bytes.size()).ok());
+  Shard::Entity ent;
+  ASSERT_TRUE(e->Get(1, &ent));
+  EXPECT_FALSE(std::signbit(ent.x));
+  EXPECT_FALSE(std::signbit(ent.y));
+  EXPECT_FALSE(std::signbit(ent.z));
+  ASSERT_TRUE(e->Get(2, &ent));
+  EXPECT_FALSE(std::signbit(std::get<double>(ent.columns[0])));
+}
+
+}  // namespace
+}  // namespace worlddb
