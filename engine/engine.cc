@@ -347,10 +347,14 @@ Result<const fb::WriteBatch*> Engine::VerifyBatch(const uint8_t* data, size_t si
   }
   const fb::WriteBatch* batch = fb::GetWriteBatch(data);
   // The verifier (FlatBuffers 2.0.8) checks a vector's 4-byte length field
-  // but not the 8-byte alignment of its struct elements; a builder always
-  // aligns them, so a misaligned `moves` vector is malformed input.
-  if (batch->moves() && reinterpret_cast<uintptr_t>(batch->moves()->Data()) % alignof(uint64_t) != 0) {
+  // but not the alignment of its 8-byte elements; a builder always aligns
+  // them, so a misaligned `moves` or `deletes` vector is malformed input.
+  auto misaligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % alignof(uint64_t) != 0; };
+  if (batch->moves() && misaligned(batch->moves()->Data())) {
     return Status::Corruption("write batch: the moves vector is not 8-byte aligned (malformed FlatBuffer)");
+  }
+  if (batch->deletes() && misaligned(batch->deletes()->Data())) {
+    return Status::Corruption("write batch: the deletes vector is not 8-byte aligned (malformed FlatBuffer)");
   }
   return batch;
 }
