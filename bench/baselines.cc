@@ -208,19 +208,20 @@ size_t GridIndex::RadiusCount(double cx, double cy, double r) const {
   const double r2 = r * r;
   const double h = r + kBoxSlack;
   size_t count = 0;
-  VisitRectCellBoxes(Rect{cx - h, cy - h, cx + h, cy + h}, [&](const std::vector<Entry>& cell, const Rect& b) {
-    const double fx = std::max(std::fabs(b.min_x - cx), std::fabs(b.max_x - cx));
-    const double fy = std::max(std::fabs(b.min_y - cy), std::fabs(b.max_y - cy));
-    if (fx * fx + fy * fy <= r2) {
-      count += cell.size();
-      return;
-    }
-    for (const Entry& e : cell) {
-      const double dx = e.x - cx;
-      const double dy = e.y - cy;
-      count += dx * dx + dy * dy <= r2;
-    }
-  });
+  VisitRectCellBoxes(Rect{cx - h, cy - h, cx + h, cy + h},
+                     [&](const std::vector<Entry>& cell, const Rect& b) {
+                       const double fx = std::max(std::fabs(b.min_x - cx), std::fabs(b.max_x - cx));
+                       const double fy = std::max(std::fabs(b.min_y - cy), std::fabs(b.max_y - cy));
+                       if (fx * fx + fy * fy <= r2) {
+                         count += cell.size();
+                         return;
+                       }
+                       for (const Entry& e : cell) {
+                         const double dx = e.x - cx;
+                         const double dy = e.y - cy;
+                         count += dx * dx + dy * dy <= r2;
+                       }
+                     });
   return count;
 }
 
@@ -240,7 +241,8 @@ void GridIndex::RadiusIds(double cx, double cy, double r, std::vector<uint32_t>*
 size_t GridIndex::RectCount(const Rect& rect) const {
   size_t count = 0;
   VisitRectCellBoxes(rect, [&](const std::vector<Entry>& cell, const Rect& b) {
-    if (rect.min_x <= b.min_x && b.max_x <= rect.max_x && rect.min_y <= b.min_y && b.max_y <= rect.max_y) {
+    if (rect.min_x <= b.min_x && b.max_x <= rect.max_x && rect.min_y <= b.min_y &&
+        b.max_y <= rect.max_y) {
       count += cell.size();
       return;
     }

@@ -24,7 +24,6 @@
 #include "engine/engine.h"
 #include "tools/aoi_workload.h"
 
-
 namespace worlddb::bench {
 namespace {
 
@@ -33,7 +32,6 @@ using aoi::Distribution;
 
 constexpr size_t kMoveBatch = 10000;
 constexpr size_t kQueryBatch = 1000;
-
 
 const AoiWorkload& Workload(Distribution d) {
   static std::unique_ptr<AoiWorkload> w[2];
@@ -60,7 +58,8 @@ std::vector<Bytes> MoveBatches(const std::vector<double>& xs, const std::vector<
   std::vector<Bytes> out;
   BatchBuilder b;
   for (size_t first = 0; first < xs.size(); first += kMoveBatch) {
-    for (size_t i = first; i < std::min(xs.size(), first + kMoveBatch); ++i) b.Move(i + 1, xs[i], ys[i]);
+    for (size_t i = first; i < std::min(xs.size(), first + kMoveBatch); ++i)
+      b.Move(i + 1, xs[i], ys[i]);
     out.push_back(b.FinishCopy());
   }
   return out;
@@ -202,12 +201,15 @@ void BM_Engine_Mixed(benchmark::State& state, Distribution d, uint32_t shards) {
   // Restore the post-move world for later benchmarks.
   const std::vector<Bytes>& rest = at_moved ? back : forth;
   bool ok = true;
-  for (; step != 0 && step < rest.size(); ++step) ok &= e.Apply(rest[step].data(), rest[step].size()).ok();
+  for (; step != 0 && step < rest.size(); ++step)
+    ok &= e.Apply(rest[step].data(), rest[step].size()).ok();
   if (!at_moved) ok &= ApplyAll(e, forth);
   if (!ok) state.SkipWithError("restoring the world failed");
   state.SetItemsProcessed(int64_t(state.iterations() * (kMoveBatch + kQueryBatch)));
-  state.counters["moves_per_s"] = benchmark::Counter(double(state.iterations() * kMoveBatch), benchmark::Counter::kIsRate);
-  state.counters["queries_per_s"] = benchmark::Counter(double(state.iterations() * kQueryBatch), benchmark::Counter::kIsRate);
+  state.counters["moves_per_s"] =
+      benchmark::Counter(double(state.iterations() * kMoveBatch), benchmark::Counter::kIsRate);
+  state.counters["queries_per_s"] =
+      benchmark::Counter(double(state.iterations() * kQueryBatch), benchmark::Counter::kIsRate);
 }
 
 void RegisterAll() {
@@ -215,18 +217,33 @@ void RegisterAll() {
     const std::string dn(aoi::DistributionName(d));
     for (uint32_t shards : {1u, 2u}) {
       const std::string suffix = "/" + dn + "/shards:" + std::to_string(shards);
-      benchmark::RegisterBenchmark(("BM_Engine_Load/bulk" + suffix).c_str(), BM_Engine_Load, d, shards, size_t{1000000})
-          ->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
-      benchmark::RegisterBenchmark(("BM_Engine_Load/batch10k" + suffix).c_str(), BM_Engine_Load, d, shards, size_t{10000})
-          ->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+      benchmark::RegisterBenchmark(("BM_Engine_Load/bulk" + suffix).c_str(), BM_Engine_Load, d,
+                                   shards, size_t{1000000})
+          ->Unit(benchmark::kMillisecond)
+          ->Iterations(3)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(("BM_Engine_Load/batch10k" + suffix).c_str(), BM_Engine_Load, d,
+                                   shards, size_t{10000})
+          ->Unit(benchmark::kMillisecond)
+          ->Iterations(3)
+          ->UseRealTime();
       benchmark::RegisterBenchmark(("BM_Engine_Move" + suffix).c_str(), BM_Engine_Move, d, shards)
-          ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
-      benchmark::RegisterBenchmark(("BM_Engine_Radius" + suffix).c_str(), BM_Engine_Radius, d, shards)
-          ->Unit(benchmark::kMicrosecond)->MinTime(1.0)->UseRealTime();
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(1.0)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(("BM_Engine_Radius" + suffix).c_str(), BM_Engine_Radius, d,
+                                   shards)
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(1.0)
+          ->UseRealTime();
       benchmark::RegisterBenchmark(("BM_Engine_KNN" + suffix).c_str(), BM_Engine_KNN, d, shards)
-          ->Unit(benchmark::kMicrosecond)->MinTime(1.0)->UseRealTime();
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(1.0)
+          ->UseRealTime();
       benchmark::RegisterBenchmark(("BM_Engine_Mixed" + suffix).c_str(), BM_Engine_Mixed, d, shards)
-          ->Unit(benchmark::kMicrosecond)->MinTime(1.0)->UseRealTime();
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(1.0)
+          ->UseRealTime();
     }
   }
 }

@@ -54,7 +54,6 @@
 #include "index/quadtree.h"
 #include "tools/aoi_workload.h"
 
-
 namespace worlddb::bench {
 namespace {
 
@@ -65,7 +64,6 @@ constexpr Rect kWorld{0, 0, aoi::kWorldSize, aoi::kWorldSize};
 constexpr double kRectHalfSide = 50.0;
 constexpr size_t kDensityCells = 64;
 constexpr size_t kBruteForceCheckQueries = 500;
-
 
 // The QuadTree behind the baselines' interface. Rows are ids - 1 and the
 // tie-break key is the id, so its kNN lists equal the grid's exactly. The tree's

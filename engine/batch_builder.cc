@@ -21,27 +21,40 @@ void BatchBuilder::Reserve(size_t upserts, size_t moves) {
 namespace {
 
 flatbuffers::Offset<fb::Cell> EncodeNamedCell(flatbuffers::FlatBufferBuilder& fbb,
-                                              flatbuffers::Offset<flatbuffers::String> col, const Value& value) {
+                                              flatbuffers::Offset<flatbuffers::String> col,
+                                              const Value& value) {
   flatbuffers::Offset<flatbuffers::String> s;
   if (const auto* str = std::get_if<std::string>(&value)) s = fbb.CreateString(*str);
   fb::CellBuilder cb(fbb);
   cb.add_column(col);
   cb.add_type(static_cast<fb::ColumnType>(value.index()));
   switch (TypeOf(value)) {
-    case ColumnType::kBool: cb.add_i(std::get<bool>(value) ? 1 : 0); break;
-    case ColumnType::kI32: cb.add_i(std::get<int32_t>(value)); break;
-    case ColumnType::kI64: cb.add_i(std::get<int64_t>(value)); break;
-    case ColumnType::kF32: cb.add_f(std::get<float>(value)); break;
-    case ColumnType::kF64: cb.add_f(std::get<double>(value)); break;
-    case ColumnType::kString: cb.add_s(s); break;
+    case ColumnType::kBool:
+      cb.add_i(std::get<bool>(value) ? 1 : 0);
+      break;
+    case ColumnType::kI32:
+      cb.add_i(std::get<int32_t>(value));
+      break;
+    case ColumnType::kI64:
+      cb.add_i(std::get<int64_t>(value));
+      break;
+    case ColumnType::kF32:
+      cb.add_f(std::get<float>(value));
+      break;
+    case ColumnType::kF64:
+      cb.add_f(std::get<double>(value));
+      break;
+    case ColumnType::kString:
+      cb.add_s(s);
+      break;
   }
   return cb.Finish();
 }
 
 }  // namespace
 
-flatbuffers::Offset<fb::Cell> EncodeCell(flatbuffers::FlatBufferBuilder& fbb, std::string_view column,
-                                         const Value& value) {
+flatbuffers::Offset<fb::Cell> EncodeCell(flatbuffers::FlatBufferBuilder& fbb,
+                                         std::string_view column, const Value& value) {
   return EncodeNamedCell(fbb, fbb.CreateString(column.data(), column.size()), value);
 }
 
@@ -49,7 +62,8 @@ flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Cell>>> BatchBui
     const Cells& cells) {
   std::vector<flatbuffers::Offset<fb::Cell>> out;
   out.reserve(cells.size());
-  for (const auto& [name, value] : cells) out.push_back(EncodeNamedCell(fbb_, fbb_.CreateSharedString(name), value));
+  for (const auto& [name, value] : cells)
+    out.push_back(EncodeNamedCell(fbb_, fbb_.CreateSharedString(name), value));
   return fbb_.CreateVector(out);
 }
 

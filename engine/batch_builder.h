@@ -25,8 +25,8 @@ using Cells = std::vector<std::pair<std::string, Value>>;
 
 // One Cell holding `value` for `column`, tagged with the value's type (the
 // encoding batch.fbs documents). Shared by batches and schema changes.
-flatbuffers::Offset<fb::Cell> EncodeCell(flatbuffers::FlatBufferBuilder& fbb, std::string_view column,
-                                         const Value& value);
+flatbuffers::Offset<fb::Cell> EncodeCell(flatbuffers::FlatBufferBuilder& fbb,
+                                         std::string_view column, const Value& value);
 
 class BatchBuilder {
  public:
@@ -46,7 +46,8 @@ class BatchBuilder {
 
  private:
   // Column names repeat across the cells of a batch: each is stored once.
-  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Cell>>> BuildCells(const Cells& cells);
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Cell>>> BuildCells(
+      const Cells& cells);
   void Reset();
 
   flatbuffers::FlatBufferBuilder fbb_{1024};

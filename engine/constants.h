@@ -17,9 +17,9 @@ inline constexpr double kDefaultWorldMax = 1048576.0;   // +2^20 m
 // ---- Schema ----------------------------------------------------------------
 inline constexpr size_t kMaxKinds = 1024;
 inline constexpr size_t kMaxColumnsPerKind = 256;
-inline constexpr size_t kMaxNameLength = 64;            // kind and column names
-inline constexpr uint32_t kMaxStringLength = 1 << 16;   // hard cap of a string column
-inline constexpr uint32_t kDefaultStringLength = 256;   // when a column declares none
+inline constexpr size_t kMaxNameLength = 64;           // kind and column names
+inline constexpr uint32_t kMaxStringLength = 1 << 16;  // hard cap of a string column
+inline constexpr uint32_t kDefaultStringLength = 256;  // when a column declares none
 
 // ---- Storage -----------------------------------------------------------------
 // Tables grow in chunks of this many rows; growth never copies existing rows.
@@ -48,7 +48,8 @@ static_assert(kLeafMerge * 4 <= kLeafSplit + 1,
 static_assert(kLeafMerge > 0 && kLeafSplit >= 4, "leaf thresholds");
 static_assert((kChunkRows & (kChunkRows - 1)) == 0, "chunk rows must be a power of two");
 static_assert(kDefaultStringLength <= kMaxStringLength, "default string length");
-static_assert(kDefaultWorldMin < 0 && kDefaultWorldMax > 10000, "default world holds the benchmark world");
+static_assert(kDefaultWorldMin < 0 && kDefaultWorldMax > 10000,
+              "default world holds the benchmark world");
 static_assert(kMaxKinds <= 65535, "kind ids are 16-bit");
 
 }  // namespace worlddb

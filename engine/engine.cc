@@ -40,7 +40,8 @@ struct Engine::SchemaTask {
 };
 
 struct Engine::QueryTask {
-  explicit QueryTask(uint32_t shards) : results(shards), statuses(shards), truncated(shards), done(shards) {}
+  explicit QueryTask(uint32_t shards)
+      : results(shards), statuses(shards), truncated(shards), done(shards) {}
   // kQuery
   const Query* queries = nullptr;
   const Status* valid = nullptr;  // queries whose static check failed are skipped
@@ -102,8 +103,10 @@ void Engine::Runner::Loop() {
     if (pending) {
       // Waiting for other shards' votes: keep answering queries meanwhile.
       if (!TryFinishWrite()) {
-        if (++idle < 64) CpuRelax();
-        else std::this_thread::yield();
+        if (++idle < 64)
+          CpuRelax();
+        else
+          std::this_thread::yield();
       } else {
         Advance();
         idle = 0;
@@ -178,7 +181,8 @@ void Engine::Runner::RunQueries(QueryTask* t) {
 void Engine::Runner::Advance() {
   for (;;) {
     if (pending && !TryFinishWrite()) return;
-    auto it = std::find_if(stash.begin(), stash.end(), [&](Message* m) { return m->ticket == next_ticket; });
+    auto it = std::find_if(stash.begin(), stash.end(),
+                           [&](Message* m) { return m->ticket == next_ticket; });
     if (it == stash.end()) return;
     Message* m = *it;
     *it = stash.back();
@@ -197,7 +201,8 @@ void Engine::Runner::Advance() {
       t->failed.store(true, std::memory_order_release);
     }
     if (t->votes_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      t->decision.store(t->failed.load(std::memory_order_acquire) ? 2 : 1, std::memory_order_release);
+      t->decision.store(t->failed.load(std::memory_order_acquire) ? 2 : 1,
+                        std::memory_order_release);
     }
     pending = m;
   }
@@ -222,8 +227,8 @@ bool Engine::Runner::TryFinishWrite() {
 
 Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& o) {
   const Rect& w = o.world;
-  if (!std::isfinite(w.min_x) || !std::isfinite(w.min_y) || !std::isfinite(w.max_x) || !std::isfinite(w.max_y) ||
-      !(w.min_x < w.max_x) || !(w.min_y < w.max_y)) {
+  if (!std::isfinite(w.min_x) || !std::isfinite(w.min_y) || !std::isfinite(w.max_x) ||
+      !std::isfinite(w.max_y) || !(w.min_x < w.max_x) || !(w.min_y < w.max_y)) {
     return Status::InvalidArgument("world bounds must be finite with min < max on both axes");
   }
   if (o.shards < 1 || o.shards > 256) {
@@ -247,7 +252,8 @@ void Engine::Broadcast(MessageType type, uint64_t ticket, Task* task) {
   task->done.Wait();
 }
 
-Engine::Engine(const EngineOptions& options) : options_(options), schema_(std::make_shared<Schema>()) {
+Engine::Engine(const EngineOptions& options)
+    : options_(options), schema_(std::make_shared<Schema>()) {
   for (uint32_t i = 0; i < options_.shards; ++i) {
     shards_.push_back(std::make_unique<Runner>(i, options_.world, schema_));
   }
@@ -265,7 +271,8 @@ Engine::~Engine() {
 
 uint32_t Engine::ShardOf(uint64_t id) const {
   // Low 32 bits of the hash: the id map's slot choice uses the high bits.
-  return static_cast<uint32_t>((uint64_t{static_cast<uint32_t>(HashId(id))} * shards_.size()) >> 32);
+  return static_cast<uint32_t>((uint64_t{static_cast<uint32_t>(HashId(id))} * shards_.size()) >>
+                               32);
 }
 
 std::shared_ptr<const Schema> Engine::schema() const {
@@ -312,8 +319,9 @@ Status Engine::CreateKind(KindDef def) {
 
 Status Engine::AlterKind(const std::string& kind, std::vector<ColumnDef> add,
                          const std::vector<std::string>& drop) {
-  return ChangeSchema([&](const Schema& s, SchemaChange* c) { return s.WithAlter(kind, add, drop, c); },
-                      [&] { return EncodeAlterKind(kind, add, drop); }, /*log=*/true);
+  return ChangeSchema(
+      [&](const Schema& s, SchemaChange* c) { return s.WithAlter(kind, add, drop, c); },
+      [&] { return EncodeAlterKind(kind, add, drop); }, /*log=*/true);
 }
 
 Status Engine::ApplyDecodedSchemaChange(const uint8_t* data, size_t size, bool log) {
@@ -325,22 +333,29 @@ Status Engine::ApplyDecodedSchemaChange(const uint8_t* data, size_t size, bool l
   const std::span<const uint8_t> bytes(data, size);
   auto encode = [&] { return std::vector<uint8_t>(bytes.begin(), bytes.end()); };
   if (d.create) {
-    return ChangeSchema([&](const Schema& s, SchemaChange* c) { return s.WithKind(d.kind, c); }, encode, log);
+    return ChangeSchema([&](const Schema& s, SchemaChange* c) { return s.WithKind(d.kind, c); },
+                        encode, log);
   }
-  return ChangeSchema([&](const Schema& s, SchemaChange* c) { return s.WithAlter(d.kind.name, d.kind.columns, d.drop, c); },
-                      encode, log);
+  return ChangeSchema(
+      [&](const Schema& s, SchemaChange* c) {
+        return s.WithAlter(d.kind.name, d.kind.columns, d.drop, c);
+      },
+      encode, log);
 }
 
 Status Engine::ApplySchemaChange(const uint8_t* data, size_t size) {
   return ApplyDecodedSchemaChange(data, size, /*log=*/true);
 }
 
-Result<const fb::WriteBatch*> Engine::VerifyBatch(const uint8_t* data, size_t size, const EngineOptions& o) {
+Result<const fb::WriteBatch*> Engine::VerifyBatch(const uint8_t* data, size_t size,
+                                                  const EngineOptions& o) {
   if (size > o.max_batch_bytes) {
-    return Status::InvalidArgument("write batch of " + std::to_string(size) + " bytes exceeds the limit of " +
+    return Status::InvalidArgument("write batch of " + std::to_string(size) +
+                                   " bytes exceeds the limit of " +
                                    std::to_string(o.max_batch_bytes));
   }
-  flatbuffers::Verifier verifier(data, size, /*max_depth=*/16, static_cast<flatbuffers::uoffset_t>(o.max_batch_tables));
+  flatbuffers::Verifier verifier(data, size, /*max_depth=*/16,
+                                 static_cast<flatbuffers::uoffset_t>(o.max_batch_tables));
   if (size < sizeof(flatbuffers::uoffset_t) || !fb::VerifyWriteBatchBuffer(verifier)) {
     return Status::Corruption("write batch of " + std::to_string(size) +
                               " bytes is not a valid WriteBatch FlatBuffer (engine/batch.fbs)");
@@ -349,12 +364,16 @@ Result<const fb::WriteBatch*> Engine::VerifyBatch(const uint8_t* data, size_t si
   // The verifier (FlatBuffers 2.0.8) checks a vector's 4-byte length field
   // but not the alignment of its 8-byte elements; a builder always aligns
   // them, so a misaligned `moves` or `deletes` vector is malformed input.
-  auto misaligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % alignof(uint64_t) != 0; };
+  auto misaligned = [](const void* p) {
+    return reinterpret_cast<uintptr_t>(p) % alignof(uint64_t) != 0;
+  };
   if (batch->moves() && misaligned(batch->moves()->Data())) {
-    return Status::Corruption("write batch: the moves vector is not 8-byte aligned (malformed FlatBuffer)");
+    return Status::Corruption(
+        "write batch: the moves vector is not 8-byte aligned (malformed FlatBuffer)");
   }
   if (batch->deletes() && misaligned(batch->deletes()->Data())) {
-    return Status::Corruption("write batch: the deletes vector is not 8-byte aligned (malformed FlatBuffer)");
+    return Status::Corruption(
+        "write batch: the deletes vector is not 8-byte aligned (malformed FlatBuffer)");
   }
   return batch;
 }
@@ -382,7 +401,8 @@ Result<WriteStats> Engine::Apply(const uint8_t* data, size_t size) {
   return ApplyBatch(*batch.value(), {data, size}, /*log=*/true);
 }
 
-Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<const uint8_t> bytes, bool log) {
+Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<const uint8_t> bytes,
+                                      bool log) {
   log = log && log_ != nullptr;
   if (log) WORLDDB_RETURN_IF_ERROR(log_->Writable());  // refuse before applying anything
   const uint32_t n = shard_count();
@@ -416,7 +436,8 @@ Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<con
   const bool failed = task.failed.load(std::memory_order_acquire);
   if (log) {
     // A refused batch is not logged but still passes its ticket to the log.
-    Status st = log_->Commit(ticket, RecordType::kWriteBatch, failed ? std::span<const uint8_t>() : bytes);
+    Status st =
+        log_->Commit(ticket, RecordType::kWriteBatch, failed ? std::span<const uint8_t>() : bytes);
     if (!failed && !st.ok()) return st;
   }
   if (failed) {
@@ -483,8 +504,10 @@ void Merge(const Query& q, std::vector<QueryResult*>& parts, const std::vector<b
     for (uint32_t r = 0; r < parts[s]->rows(); ++r) refs.push_back({s, r});
   }
   const uint64_t limit = q.limit == 0 ? UINT64_MAX : q.limit;
-  const bool ordered = q.shape == Shape::kNearest || (q.shape == Shape::kCircle && q.order_by_distance);
-  uint64_t keep = std::min<uint64_t>(rows, q.shape == Shape::kNearest ? std::min<uint64_t>(q.k, limit) : limit);
+  const bool ordered =
+      q.shape == Shape::kNearest || (q.shape == Shape::kCircle && q.order_by_distance);
+  uint64_t keep =
+      std::min<uint64_t>(rows, q.shape == Shape::kNearest ? std::min<uint64_t>(q.k, limit) : limit);
   if (ordered) {
     auto less = [&](const Ref& a, const Ref& b) {
       const double da = parts[a.part]->distance[a.row], db = parts[b.part]->distance[b.row];
@@ -571,7 +594,9 @@ bool Engine::Get(uint64_t id, Shard::Entity* out) {
   const uint32_t target = ShardOf(id);
   bool found = false;
   QueryTask task(1);
-  const std::function<void(Shard&, uint32_t)> fn = [&](Shard& s, uint32_t) { found = s.Get(id, out); };
+  const std::function<void(Shard&, uint32_t)> fn = [&](Shard& s, uint32_t) {
+    found = s.Get(id, out);
+  };
   task.fn = &fn;
   Message msg;
   msg.type = Message::Type::kCall;

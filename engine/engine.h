@@ -76,7 +76,8 @@ class Engine {
   // ---- Schema ----
   std::shared_ptr<const Schema> schema() const;
   Status CreateKind(KindDef def);
-  Status AlterKind(const std::string& kind, std::vector<ColumnDef> add, const std::vector<std::string>& drop);
+  Status AlterKind(const std::string& kind, std::vector<ColumnDef> add,
+                   const std::vector<std::string>& drop);
   // Verifies and applies a SchemaChange FlatBuffer (engine/batch.fbs).
   Status ApplySchemaChange(const uint8_t* data, size_t size);
 
@@ -112,14 +113,17 @@ class Engine {
   enum class MessageType : uint8_t;
   template <class Task>
   void Broadcast(MessageType type, uint64_t ticket, Task* task);
-  using SchemaFn = std::function<Result<std::shared_ptr<const Schema>>(const Schema&, SchemaChange*)>;
+  using SchemaFn =
+      std::function<Result<std::shared_ptr<const Schema>>(const Schema&, SchemaChange*)>;
   using EncodeFn = std::function<std::vector<uint8_t>()>;
 
   explicit Engine(const EngineOptions& options);
   Status ChangeSchema(const SchemaFn& fn, const EncodeFn& encode, bool log);
   Status ApplyDecodedSchemaChange(const uint8_t* data, size_t size, bool log);
-  Result<WriteStats> ApplyBatch(const fb::WriteBatch& batch, std::span<const uint8_t> bytes, bool log);
-  static Result<const fb::WriteBatch*> VerifyBatch(const uint8_t* data, size_t size, const EngineOptions& o);
+  Result<WriteStats> ApplyBatch(const fb::WriteBatch& batch, std::span<const uint8_t> bytes,
+                                bool log);
+  static Result<const fb::WriteBatch*> VerifyBatch(const uint8_t* data, size_t size,
+                                                   const EngineOptions& o);
 
   EngineOptions options_;
   CommitLog* log_ = nullptr;

@@ -38,14 +38,14 @@ enum class Shape : uint8_t { kCircle, kRect, kNearest };
 
 struct Query {
   Shape shape = Shape::kCircle;
-  double x = 0, y = 0;        // centre (kCircle, kNearest)
-  double radius = 0;          // kCircle
-  Rect rect;                  // kRect
-  uint32_t k = 0;             // kNearest
-  std::string kind;           // empty: every kind
+  double x = 0, y = 0;  // centre (kCircle, kNearest)
+  double radius = 0;    // kCircle
+  Rect rect;            // kRect
+  uint32_t k = 0;       // kNearest
+  std::string kind;     // empty: every kind
   std::vector<Predicate> where;
   std::vector<std::string> columns;  // projection
-  uint64_t limit = 0;         // 0: no limit
+  uint64_t limit = 0;                // 0: no limit
   bool order_by_distance = false;    // kCircle
   bool count_only = false;
 

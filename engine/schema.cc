@@ -20,12 +20,18 @@ static_assert(std::variant_size_v<Value> == 6);
 
 const char* ColumnTypeName(ColumnType t) {
   switch (t) {
-    case ColumnType::kBool: return "bool";
-    case ColumnType::kI32: return "i32";
-    case ColumnType::kI64: return "i64";
-    case ColumnType::kF32: return "f32";
-    case ColumnType::kF64: return "f64";
-    case ColumnType::kString: return "string";
+    case ColumnType::kBool:
+      return "bool";
+    case ColumnType::kI32:
+      return "i32";
+    case ColumnType::kI64:
+      return "i64";
+    case ColumnType::kF32:
+      return "f32";
+    case ColumnType::kF64:
+      return "f64";
+    case ColumnType::kString:
+      return "string";
   }
   return "?";
 }
@@ -33,11 +39,18 @@ const char* ColumnTypeName(ColumnType t) {
 std::string ValueToString(const Value& v) {
   char buf[64];
   switch (TypeOf(v)) {
-    case ColumnType::kBool: return std::get<bool>(v) ? "true" : "false";
-    case ColumnType::kI32: return std::to_string(std::get<int32_t>(v));
-    case ColumnType::kI64: return std::to_string(std::get<int64_t>(v));
-    case ColumnType::kF32: std::snprintf(buf, sizeof buf, "%.9g", std::get<float>(v)); return buf;
-    case ColumnType::kF64: std::snprintf(buf, sizeof buf, "%.17g", std::get<double>(v)); return buf;
+    case ColumnType::kBool:
+      return std::get<bool>(v) ? "true" : "false";
+    case ColumnType::kI32:
+      return std::to_string(std::get<int32_t>(v));
+    case ColumnType::kI64:
+      return std::to_string(std::get<int64_t>(v));
+    case ColumnType::kF32:
+      std::snprintf(buf, sizeof buf, "%.9g", std::get<float>(v));
+      return buf;
+    case ColumnType::kF64:
+      std::snprintf(buf, sizeof buf, "%.17g", std::get<double>(v));
+      return buf;
     case ColumnType::kString: {
       // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "\"" + s.
       const std::string& s = std::get<std::string>(v);
@@ -53,12 +66,18 @@ std::string ValueToString(const Value& v) {
 
 Value ZeroValue(ColumnType t) {
   switch (t) {
-    case ColumnType::kBool: return false;
-    case ColumnType::kI32: return int32_t{0};
-    case ColumnType::kI64: return int64_t{0};
-    case ColumnType::kF32: return 0.0f;
-    case ColumnType::kF64: return 0.0;
-    case ColumnType::kString: return std::string();
+    case ColumnType::kBool:
+      return false;
+    case ColumnType::kI32:
+      return int32_t{0};
+    case ColumnType::kI64:
+      return int64_t{0};
+    case ColumnType::kF32:
+      return 0.0f;
+    case ColumnType::kF64:
+      return 0.0;
+    case ColumnType::kString:
+      return std::string();
   }
   return false;
 }
@@ -70,7 +89,8 @@ Status ValidateName(std::string_view what, std::string_view name) {
                                    std::to_string(name.size()));
   }
   for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
     if (!ok) {
       return Status::InvalidArgument(std::string(what) + " name '" + std::string(name) +
                                      "' may only contain letters, digits and '_'");
@@ -94,7 +114,8 @@ Status ValidateColumn(const std::string& kind, ColumnDef* c) {
   WORLDDB_RETURN_IF_ERROR(ValidateName("column", c->name));
   const std::string where = "kind '" + kind + "' column '" + c->name + "'";
   if (static_cast<int>(c->type) > static_cast<int>(ColumnType::kString)) {
-    return Status::InvalidArgument(where + ": unknown type " + std::to_string(static_cast<int>(c->type)));
+    return Status::InvalidArgument(where + ": unknown type " +
+                                   std::to_string(static_cast<int>(c->type)));
   }
   if (TypeOf(c->default_value) != c->type) {
     return Status::InvalidArgument(where + ": default " + ValueToString(c->default_value) + " is " +
@@ -153,17 +174,20 @@ Result<std::shared_ptr<const Schema>> Schema::WithKind(KindDef def, SchemaChange
     return Status::AlreadyExists("kind '" + def.name + "' already exists");
   }
   if (kinds_.size() >= kMaxKinds) {
-    return Status::ResourceExhausted("a world holds at most " + std::to_string(kMaxKinds) + " kinds");
+    return Status::ResourceExhausted("a world holds at most " + std::to_string(kMaxKinds) +
+                                     " kinds");
   }
   if (def.columns.size() > kMaxColumnsPerKind) {
-    return Status::ResourceExhausted("kind '" + def.name + "' has " + std::to_string(def.columns.size()) +
-                                     " columns; the limit is " + std::to_string(kMaxColumnsPerKind));
+    return Status::ResourceExhausted(
+        "kind '" + def.name + "' has " + std::to_string(def.columns.size()) +
+        " columns; the limit is " + std::to_string(kMaxColumnsPerKind));
   }
   std::set<std::string> seen;
   for (ColumnDef& c : def.columns) {
     WORLDDB_RETURN_IF_ERROR(ValidateColumn(def.name, &c));
     if (!seen.insert(c.name).second) {
-      return Status::InvalidArgument("kind '" + def.name + "' declares column '" + c.name + "' twice");
+      return Status::InvalidArgument("kind '" + def.name + "' declares column '" + c.name +
+                                     "' twice");
     }
   }
   auto next = std::make_shared<Schema>(*this);
@@ -199,7 +223,8 @@ Result<std::shared_ptr<const Schema>> Schema::WithAlter(std::string_view name,
   KindDef next_def;
   next_def.name = old.name;
   for (uint32_t c = 0; c < old.columns.size(); ++c) {
-    if (!std::binary_search(dropped.begin(), dropped.end(), c)) next_def.columns.push_back(old.columns[c]);
+    if (!std::binary_search(dropped.begin(), dropped.end(), c))
+      next_def.columns.push_back(old.columns[c]);
   }
   std::set<std::string> seen;
   for (const ColumnDef& c : next_def.columns) seen.insert(c.name);
@@ -211,9 +236,9 @@ Result<std::shared_ptr<const Schema>> Schema::WithAlter(std::string_view name,
     next_def.columns.push_back(std::move(c));
   }
   if (next_def.columns.size() > kMaxColumnsPerKind) {
-    return Status::ResourceExhausted("kind '" + old.name + "' would have " +
-                                     std::to_string(next_def.columns.size()) + " columns; the limit is " +
-                                     std::to_string(kMaxColumnsPerKind));
+    return Status::ResourceExhausted(
+        "kind '" + old.name + "' would have " + std::to_string(next_def.columns.size()) +
+        " columns; the limit is " + std::to_string(kMaxColumnsPerKind));
   }
   auto next = std::make_shared<Schema>(*this);
   next->version_ = version_ + 1;

@@ -58,8 +58,7 @@ class Schema {
   Result<std::shared_ptr<const Schema>> WithKind(KindDef def, SchemaChange* change) const;
   // The schema after adding and dropping columns of kind `name`, or why not.
   // Drops are applied before adds, so a column may be re-added with a new type.
-  Result<std::shared_ptr<const Schema>> WithAlter(std::string_view name,
-                                                  std::vector<ColumnDef> add,
+  Result<std::shared_ptr<const Schema>> WithAlter(std::string_view name, std::vector<ColumnDef> add,
                                                   const std::vector<std::string>& drop,
                                                   SchemaChange* change) const;
 

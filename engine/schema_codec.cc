@@ -11,13 +11,14 @@ flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::ColumnDef>>> Enc
   std::vector<flatbuffers::Offset<fb::ColumnDef>> out;
   for (const ColumnDef& c : columns) {
     auto cell = EncodeCell(fbb, c.name, c.default_value);
-    out.push_back(fb::CreateColumnDef(fbb, fbb.CreateString(c.name), static_cast<fb::ColumnType>(c.type), cell,
-                                      c.max_length));
+    out.push_back(fb::CreateColumnDef(fbb, fbb.CreateString(c.name),
+                                      static_cast<fb::ColumnType>(c.type), cell, c.max_length));
   }
   return fbb.CreateVector(out);
 }
 
-std::vector<uint8_t> Finish(flatbuffers::FlatBufferBuilder& fbb, flatbuffers::Offset<fb::SchemaChange> root) {
+std::vector<uint8_t> Finish(flatbuffers::FlatBufferBuilder& fbb,
+                            flatbuffers::Offset<fb::SchemaChange> root) {
   fbb.Finish(root);
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
@@ -25,17 +26,24 @@ std::vector<uint8_t> Finish(flatbuffers::FlatBufferBuilder& fbb, flatbuffers::Of
 Result<Value> DecodeValue(const fb::Cell& cell, const std::string& where) {
   switch (cell.type()) {
     case fb::ColumnType_Bool:
-      if (cell.i() != 0 && cell.i() != 1) return Status::InvalidArgument(where + ": bool must be 0 or 1");
+      if (cell.i() != 0 && cell.i() != 1)
+        return Status::InvalidArgument(where + ": bool must be 0 or 1");
       return Value(cell.i() == 1);
     case fb::ColumnType_I32:
-      if (cell.i() < INT32_MIN || cell.i() > INT32_MAX) return Status::InvalidArgument(where + ": does not fit in i32");
+      if (cell.i() < INT32_MIN || cell.i() > INT32_MAX)
+        return Status::InvalidArgument(where + ": does not fit in i32");
       return Value(static_cast<int32_t>(cell.i()));
-    case fb::ColumnType_I64: return Value(cell.i());
-    case fb::ColumnType_F32: return Value(static_cast<float>(cell.f()));
-    case fb::ColumnType_F64: return Value(cell.f());
-    case fb::ColumnType_String: return Value(cell.s() ? cell.s()->str() : std::string());
+    case fb::ColumnType_I64:
+      return Value(cell.i());
+    case fb::ColumnType_F32:
+      return Value(static_cast<float>(cell.f()));
+    case fb::ColumnType_F64:
+      return Value(cell.f());
+    case fb::ColumnType_String:
+      return Value(cell.s() ? cell.s()->str() : std::string());
   }
-  return Status::InvalidArgument(where + ": unknown value type " + std::to_string(static_cast<int>(cell.type())));
+  return Status::InvalidArgument(where + ": unknown value type " +
+                                 std::to_string(static_cast<int>(cell.type())));
 }
 
 Result<std::vector<ColumnDef>> DecodeColumns(
@@ -46,7 +54,8 @@ Result<std::vector<ColumnDef>> DecodeColumns(
     ColumnDef def;
     def.name = c->name()->str();
     if (c->type() > fb::ColumnType_String) {
-      return Status::InvalidArgument("column '" + def.name + "': unknown type " + std::to_string(int(c->type())));
+      return Status::InvalidArgument("column '" + def.name + "': unknown type " +
+                                     std::to_string(int(c->type())));
     }
     def.type = static_cast<ColumnType>(c->type());
     auto v = DecodeValue(*c->default_value(), "column '" + def.name + "' default");

@@ -34,7 +34,8 @@ std::string Num(double v) {
 double Canonical(double v) { return v + 0.0; }
 
 std::string OpName(const char* section, uint32_t index, uint64_t id) {
-  return std::string(section) + "[" + std::to_string(index) + "] (entity " + std::to_string(id) + ")";
+  return std::string(section) + "[" + std::to_string(index) + "] (entity " + std::to_string(id) +
+         ")";
 }
 
 template <class Fn>
@@ -51,8 +52,8 @@ void ForEachIndex(bool all, const std::vector<uint32_t>& indices, uint32_t total
 // independent cache misses, and issuing them ahead lets them overlap.
 constexpr size_t kAhead = 16;
 template <class IdOf, class Prefetch, class Fn>
-bool ForEachIdPrefetched(bool all, const std::vector<uint32_t>& indices, uint32_t total, IdOf&& id_of,
-                         Prefetch&& prefetch, Fn&& fn) {
+bool ForEachIdPrefetched(bool all, const std::vector<uint32_t>& indices, uint32_t total,
+                         IdOf&& id_of, Prefetch&& prefetch, Fn&& fn) {
   const size_t n = all ? total : indices.size();
   auto index_at = [&](size_t k) { return all ? static_cast<uint32_t>(k) : indices[k]; };
   for (size_t k = 0; k < std::min(n, kAhead); ++k) prefetch(id_of(index_at(k)));
@@ -90,7 +91,8 @@ WriteStats& WriteStats::operator+=(const WriteStats& o) {
 
 Shard::Shard(const Rect& world, std::shared_ptr<const Schema> schema)
     : world_(world), schema_(std::move(schema)) {
-  for (const KindDef& def : schema_->kinds()) kinds_.push_back(std::make_unique<KindStore>(def, world_));
+  for (const KindDef& def : schema_->kinds())
+    kinds_.push_back(std::make_unique<KindStore>(def, world_));
 }
 
 Shard::~Shard() = default;
@@ -103,16 +105,19 @@ Status Shard::ValidatePosition(const char* section, uint32_t index, uint64_t id,
                                double z) const {
   const char* axis = nullptr;
   double bad = 0;
-  if (!std::isfinite(x)) axis = "x", bad = x;
-  else if (!std::isfinite(y)) axis = "y", bad = y;
-  else if (!std::isfinite(z)) axis = "z", bad = z;
+  if (!std::isfinite(x))
+    axis = "x", bad = x;
+  else if (!std::isfinite(y))
+    axis = "y", bad = y;
+  else if (!std::isfinite(z))
+    axis = "z", bad = z;
   if (axis) {
     return Status::InvalidArgument(OpName(section, index, id) + ": " + axis + " = " + Num(bad) +
                                    " is not finite");
   }
   if (!world_.Contains(x, y)) {
-    return Status::InvalidArgument(OpName(section, index, id) + ": position (" + Num(x) + ", " + Num(y) +
-                                   ") is outside the world [" + Num(world_.min_x) + ", " +
+    return Status::InvalidArgument(OpName(section, index, id) + ": position (" + Num(x) + ", " +
+                                   Num(y) + ") is outside the world [" + Num(world_.min_x) + ", " +
                                    Num(world_.max_x) + "] x [" + Num(world_.min_y) + ", " +
                                    Num(world_.max_y) + "]");
   }
@@ -149,12 +154,14 @@ Status Shard::ValidateCells(const char* section, uint32_t index, uint64_t id, ui
     switch (cd.type) {
       case ColumnType::kBool:
         if (cell->i() != 0 && cell->i() != 1) {
-          return Status::InvalidArgument(where + ": bool must be 0 or 1, got " + std::to_string(cell->i()));
+          return Status::InvalidArgument(where + ": bool must be 0 or 1, got " +
+                                         std::to_string(cell->i()));
         }
         break;
       case ColumnType::kI32:
         if (cell->i() < INT32_MIN || cell->i() > INT32_MAX) {
-          return Status::InvalidArgument(where + ": " + std::to_string(cell->i()) + " does not fit in i32");
+          return Status::InvalidArgument(where + ": " + std::to_string(cell->i()) +
+                                         " does not fit in i32");
         }
         break;
       case ColumnType::kI64:
@@ -173,7 +180,8 @@ Status Shard::ValidateCells(const char* section, uint32_t index, uint64_t id, ui
         const size_t len = cell->s() ? cell->s()->size() : 0;
         if (len > cd.max_length) {
           return Status::InvalidArgument(where + ": string of " + std::to_string(len) +
-                                         " bytes exceeds max_length " + std::to_string(cd.max_length));
+                                         " bytes exceeds max_length " +
+                                         std::to_string(cd.max_length));
         }
         if (len && !IsValidUtf8(cell->s()->data(), len)) {
           return Status::InvalidArgument(where + ": string is not valid UTF-8");
@@ -188,9 +196,9 @@ Status Shard::ValidateCells(const char* section, uint32_t index, uint64_t id, ui
 Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
   const uint32_t n_up = SizeOf(b.upserts()), n_mv = SizeOf(b.moves()), n_set = SizeOf(b.sets()),
                  n_del = SizeOf(b.deletes());
-  const size_t ops = part.all ? size_t{n_up} + n_mv + n_set + n_del
-                              : part.upserts.size() + part.moves.size() + part.sets.size() +
-                                    part.deletes.size();
+  const size_t ops =
+      part.all ? size_t{n_up} + n_mv + n_set + n_del
+               : part.upserts.size() + part.moves.size() + part.sets.size() + part.deletes.size();
   // Duplicate ids: every id of this shard's part goes through `seen_`.
   // Sized for this batch: a table left large by a bulk load would turn every
   // later small batch's checks into cache misses.
@@ -216,10 +224,11 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
         return true;
       }
       if (s.id == id) {
-        dup = Status::InvalidArgument(
-            "entity " + std::to_string(id) + " appears twice in one batch: " + kSectionNames[s.op >> 29] +
-            "[" + std::to_string(s.op & ((1u << 29) - 1)) + "] and " + kSectionNames[section] + "[" +
-            std::to_string(index) + "]; a batch may name an id once");
+        dup = Status::InvalidArgument("entity " + std::to_string(id) +
+                                      " appears twice in one batch: " + kSectionNames[s.op >> 29] +
+                                      "[" + std::to_string(s.op & ((1u << 29) - 1)) + "] and " +
+                                      kSectionNames[section] + "[" + std::to_string(index) +
+                                      "]; a batch may name an id once");
         return false;
       }
       i = (i + 1) & mask;
@@ -235,10 +244,14 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
   auto dup_in = [&](uint32_t section) {
     return [&, section](uint32_t i, uint64_t id) { return check_dup(section, i, id); };
   };
-  if (!ForEachIdPrefetched(part.all, part.upserts, n_up, upsert_id, seen_prefetch, dup_in(kSectionUpsert)) ||
-      !ForEachIdPrefetched(part.all, part.moves, n_mv, move_id, seen_prefetch, dup_in(kSectionMove)) ||
-      !ForEachIdPrefetched(part.all, part.sets, n_set, set_id, seen_prefetch, dup_in(kSectionSet)) ||
-      !ForEachIdPrefetched(part.all, part.deletes, n_del, delete_id, seen_prefetch, dup_in(kSectionDelete))) {
+  if (!ForEachIdPrefetched(part.all, part.upserts, n_up, upsert_id, seen_prefetch,
+                           dup_in(kSectionUpsert)) ||
+      !ForEachIdPrefetched(part.all, part.moves, n_mv, move_id, seen_prefetch,
+                           dup_in(kSectionMove)) ||
+      !ForEachIdPrefetched(part.all, part.sets, n_set, set_id, seen_prefetch,
+                           dup_in(kSectionSet)) ||
+      !ForEachIdPrefetched(part.all, part.deletes, n_del, delete_id, seen_prefetch,
+                           dup_in(kSectionDelete))) {
     return dup;
   }
 
@@ -261,41 +274,45 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
       last_kind_name = kn;
     }
     if (last_kind == Schema::kNotFound) {
-      st = Status::NotFound(OpName("upserts", i, u->id()) + ": kind '" + kn->str() + "' does not exist");
+      st = Status::NotFound(OpName("upserts", i, u->id()) + ": kind '" + kn->str() +
+                            "' does not exist");
       return;
     }
     st = ValidatePosition("upserts", i, u->id(), u->x(), u->y(), u->z());
-    if (st.ok()) st = ValidateCells("upserts", i, u->id(), static_cast<uint16_t>(last_kind), u->cells());
+    if (st.ok())
+      st = ValidateCells("upserts", i, u->id(), static_cast<uint16_t>(last_kind), u->cells());
     upsert_kinds_.push_back(static_cast<uint16_t>(last_kind));
   });
   if (!st.ok()) return st;
 
   // Moves: entity exists, position valid. Remember where it lives for Commit.
   auto map_prefetch = [&](uint64_t id) { id_map_.Prefetch(id); };
-  ForEachIdPrefetched(part.all, part.moves, n_mv, move_id, map_prefetch, [&](uint32_t i, uint64_t id) {
-    const uint64_t* loc = id_map_.Find(id);
-    if (!loc) {
-      st = Status::NotFound(OpName("moves", i, id) + ": entity does not exist");
-      return false;
-    }
-    const fb::Move* m = b.moves()->Get(i);
-    st = ValidatePosition("moves", i, id, m->x(), m->y(), m->z());
-    move_locs_.push_back(*loc);
-    return st.ok();
-  });
+  ForEachIdPrefetched(part.all, part.moves, n_mv, move_id, map_prefetch,
+                      [&](uint32_t i, uint64_t id) {
+                        const uint64_t* loc = id_map_.Find(id);
+                        if (!loc) {
+                          st = Status::NotFound(OpName("moves", i, id) + ": entity does not exist");
+                          return false;
+                        }
+                        const fb::Move* m = b.moves()->Get(i);
+                        st = ValidatePosition("moves", i, id, m->x(), m->y(), m->z());
+                        move_locs_.push_back(*loc);
+                        return st.ok();
+                      });
   if (!st.ok()) return st;
 
   // Sets: entity exists, cells valid for its kind.
-  ForEachIdPrefetched(part.all, part.sets, n_set, set_id, map_prefetch, [&](uint32_t i, uint64_t id) {
-    const uint64_t* loc = id_map_.Find(id);
-    if (!loc) {
-      st = Status::NotFound(OpName("sets", i, id) + ": entity does not exist");
-      return false;
-    }
-    st = ValidateCells("sets", i, id, IdMap::Unpack(*loc).kind, b.sets()->Get(i)->cells());
-    set_locs_.push_back(*loc);
-    return st.ok();
-  });
+  ForEachIdPrefetched(
+      part.all, part.sets, n_set, set_id, map_prefetch, [&](uint32_t i, uint64_t id) {
+        const uint64_t* loc = id_map_.Find(id);
+        if (!loc) {
+          st = Status::NotFound(OpName("sets", i, id) + ": entity does not exist");
+          return false;
+        }
+        st = ValidateCells("sets", i, id, IdMap::Unpack(*loc).kind, b.sets()->Get(i)->cells());
+        set_locs_.push_back(*loc);
+        return st.ok();
+      });
   // Deletes: only the duplicate rule (a missing id is a counted no-op).
   return st;
 }
@@ -308,14 +325,26 @@ void Shard::WriteCells(uint16_t kind, uint32_t row,
     const int col = schema_->FindColumn(kind, cell->column()->string_view());
     Column& c = t.column(static_cast<size_t>(col));
     switch (c.type()) {
-      case ColumnType::kBool: c.SetBool(row, cell->i() != 0); break;
-      case ColumnType::kI32: c.SetI32(row, static_cast<int32_t>(cell->i())); break;
-      case ColumnType::kI64: c.SetI64(row, cell->i()); break;
-      case ColumnType::kF32: c.SetF32(row, static_cast<float>(Canonical(cell->f()))); break;
-      case ColumnType::kF64: c.SetF64(row, Canonical(cell->f())); break;
+      case ColumnType::kBool:
+        c.SetBool(row, cell->i() != 0);
+        break;
+      case ColumnType::kI32:
+        c.SetI32(row, static_cast<int32_t>(cell->i()));
+        break;
+      case ColumnType::kI64:
+        c.SetI64(row, cell->i());
+        break;
+      case ColumnType::kF32:
+        c.SetF32(row, static_cast<float>(Canonical(cell->f())));
+        break;
+      case ColumnType::kF64:
+        c.SetF64(row, Canonical(cell->f()));
+        break;
       case ColumnType::kString:
-        if (cell->s()) c.SetString(row, cell->s()->data(), cell->s()->size());
-        else c.SetString(row, "", 0);
+        if (cell->s())
+          c.SetString(row, cell->s()->data(), cell->s()->size());
+        else
+          c.SetString(row, "", 0);
         break;
     }
   }
@@ -337,9 +366,11 @@ void Shard::ReleaseScratch() {
   // life of the shard; small batches keep theirs to avoid reallocating.
   constexpr size_t kKeepBytes = size_t{1} << 20;
   if (seen_.size() * sizeof(SeenSlot) > kKeepBytes) std::vector<SeenSlot>().swap(seen_);
-  if (move_locs_.capacity() * sizeof(uint64_t) > kKeepBytes) std::vector<uint64_t>().swap(move_locs_);
+  if (move_locs_.capacity() * sizeof(uint64_t) > kKeepBytes)
+    std::vector<uint64_t>().swap(move_locs_);
   if (set_locs_.capacity() * sizeof(uint64_t) > kKeepBytes) std::vector<uint64_t>().swap(set_locs_);
-  if (upsert_kinds_.capacity() * sizeof(uint16_t) > kKeepBytes) std::vector<uint16_t>().swap(upsert_kinds_);
+  if (upsert_kinds_.capacity() * sizeof(uint16_t) > kKeepBytes)
+    std::vector<uint16_t>().swap(upsert_kinds_);
 }
 
 WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
@@ -396,28 +427,29 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
   k = 0;
   auto upsert_id = [&](uint32_t i) { return b.upserts()->Get(i)->id(); };
   auto map_prefetch = [&](uint64_t id) { id_map_.Prefetch(id); };
-  ForEachIdPrefetched(part.all, part.upserts, n_up, upsert_id, map_prefetch, [&](uint32_t i, uint64_t id) {
-    const fb::Upsert* u = b.upserts()->Get(i);
-    const uint16_t kind = upsert_kinds_[k++];
-    uint64_t* loc = id_map_.Find(id);
-    if (loc) {
-      const IdMap::Location l = IdMap::Unpack(*loc);
-      if (l.kind == kind) {
-        KindStore& ks = *kinds_[kind];
-        ks.tree.Move(l.row, Canonical(u->x()), Canonical(u->y()));
-        ks.table.set_z(l.row, Canonical(u->z()));
-        ks.table.ResetColumns(l.row, schema_->kind(kind));
-        WriteCells(kind, l.row, u->cells());
-        ++ws.replaced;
-        return true;
-      }
-      RemoveEntity(l.kind, l.row);  // the kind changed: re-created below
-      ++ws.replaced;
-      ++recreated;
-    }
-    creations.push_back(k - 1);
-    return true;
-  });
+  ForEachIdPrefetched(part.all, part.upserts, n_up, upsert_id, map_prefetch,
+                      [&](uint32_t i, uint64_t id) {
+                        const fb::Upsert* u = b.upserts()->Get(i);
+                        const uint16_t kind = upsert_kinds_[k++];
+                        uint64_t* loc = id_map_.Find(id);
+                        if (loc) {
+                          const IdMap::Location l = IdMap::Unpack(*loc);
+                          if (l.kind == kind) {
+                            KindStore& ks = *kinds_[kind];
+                            ks.tree.Move(l.row, Canonical(u->x()), Canonical(u->y()));
+                            ks.table.set_z(l.row, Canonical(u->z()));
+                            ks.table.ResetColumns(l.row, schema_->kind(kind));
+                            WriteCells(kind, l.row, u->cells());
+                            ++ws.replaced;
+                            return true;
+                          }
+                          RemoveEntity(l.kind, l.row);  // the kind changed: re-created below
+                          ++ws.replaced;
+                          ++recreated;
+                        }
+                        creations.push_back(k - 1);
+                        return true;
+                      });
   ws.created = creations.size() - recreated;
   if (!creations.empty()) {
     id_map_.Reserve(id_map_.size() + creations.size());
@@ -427,25 +459,27 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
     };
     std::vector<Pending> pending(kinds_.size());
     // The id map was reserved above, so prefetched slots stay where they are.
-    ForEachIdPrefetched(false, creations, 0,
-                        [&](uint32_t pos) { return upsert_id(part.all ? pos : part.upserts[pos]); }, map_prefetch,
-                        [&](uint32_t pos, uint64_t) {
-      const uint32_t i = part.all ? pos : part.upserts[pos];
-      const fb::Upsert* u = b.upserts()->Get(i);
-      const uint16_t kind = upsert_kinds_[pos];
-      KindStore& ks = *kinds_[kind];
-      const uint32_t row = ks.table.Append(u->id(), Canonical(u->z()), schema_->kind(kind));
-      WriteCells(kind, row, u->cells());
-      id_map_.Insert(u->id(), {kind, row});
-      Pending& p = pending[kind];
-      p.rows.push_back(row);
-      p.xs.push_back(Canonical(u->x()));
-      p.ys.push_back(Canonical(u->y()));
-      return true;
-    });
+    ForEachIdPrefetched(
+        false, creations, 0,
+        [&](uint32_t pos) { return upsert_id(part.all ? pos : part.upserts[pos]); }, map_prefetch,
+        [&](uint32_t pos, uint64_t) {
+          const uint32_t i = part.all ? pos : part.upserts[pos];
+          const fb::Upsert* u = b.upserts()->Get(i);
+          const uint16_t kind = upsert_kinds_[pos];
+          KindStore& ks = *kinds_[kind];
+          const uint32_t row = ks.table.Append(u->id(), Canonical(u->z()), schema_->kind(kind));
+          WriteCells(kind, row, u->cells());
+          id_map_.Insert(u->id(), {kind, row});
+          Pending& p = pending[kind];
+          p.rows.push_back(row);
+          p.xs.push_back(Canonical(u->x()));
+          p.ys.push_back(Canonical(u->y()));
+          return true;
+        });
     for (size_t kind = 0; kind < pending.size(); ++kind) {
       const Pending& p = pending[kind];
-      if (!p.rows.empty()) kinds_[kind]->tree.BulkInsert(p.rows.data(), p.xs.data(), p.ys.data(), p.rows.size());
+      if (!p.rows.empty())
+        kinds_[kind]->tree.BulkInsert(p.rows.data(), p.xs.data(), p.ys.data(), p.rows.size());
     }
   }
   ReleaseScratch();
@@ -479,12 +513,18 @@ struct Shard::CompiledQuery {
   template <class T>
   static bool Compare(CompareOp op, const T& a, const T& b) {
     switch (op) {
-      case CompareOp::kEq: return a == b;
-      case CompareOp::kNe: return a != b;
-      case CompareOp::kLt: return a < b;
-      case CompareOp::kLe: return a <= b;
-      case CompareOp::kGt: return a > b;
-      case CompareOp::kGe: return a >= b;
+      case CompareOp::kEq:
+        return a == b;
+      case CompareOp::kNe:
+        return a != b;
+      case CompareOp::kLt:
+        return a < b;
+      case CompareOp::kLe:
+        return a <= b;
+      case CompareOp::kGt:
+        return a > b;
+      case CompareOp::kGe:
+        return a >= b;
     }
     return false;
   }
@@ -492,11 +532,21 @@ struct Shard::CompiledQuery {
     for (const Pred& p : preds) {
       bool ok = false;
       switch (p.column->type()) {
-        case ColumnType::kBool: ok = Compare(p.op, p.column->GetBool(row), std::get<bool>(p.value)); break;
-        case ColumnType::kI32: ok = Compare(p.op, p.column->GetI32(row), std::get<int32_t>(p.value)); break;
-        case ColumnType::kI64: ok = Compare(p.op, p.column->GetI64(row), std::get<int64_t>(p.value)); break;
-        case ColumnType::kF32: ok = Compare(p.op, p.column->GetF32(row), std::get<float>(p.value)); break;
-        case ColumnType::kF64: ok = Compare(p.op, p.column->GetF64(row), std::get<double>(p.value)); break;
+        case ColumnType::kBool:
+          ok = Compare(p.op, p.column->GetBool(row), std::get<bool>(p.value));
+          break;
+        case ColumnType::kI32:
+          ok = Compare(p.op, p.column->GetI32(row), std::get<int32_t>(p.value));
+          break;
+        case ColumnType::kI64:
+          ok = Compare(p.op, p.column->GetI64(row), std::get<int64_t>(p.value));
+          break;
+        case ColumnType::kF32:
+          ok = Compare(p.op, p.column->GetF32(row), std::get<float>(p.value));
+          break;
+        case ColumnType::kF64:
+          ok = Compare(p.op, p.column->GetF64(row), std::get<double>(p.value));
+          break;
         case ColumnType::kString:
           ok = Compare(p.op, p.column->GetString(row), std::get<std::string>(p.value));
           break;
@@ -511,37 +561,42 @@ Status Shard::CheckQuery(const Query& q) {
   switch (q.shape) {
     case Shape::kCircle:
       if (!std::isfinite(q.x) || !std::isfinite(q.y)) {
-        return Status::InvalidArgument("circle centre (" + Num(q.x) + ", " + Num(q.y) + ") is not finite");
+        return Status::InvalidArgument("circle centre (" + Num(q.x) + ", " + Num(q.y) +
+                                       ") is not finite");
       }
       if (!(q.radius >= 0) || !std::isfinite(q.radius)) {
         return Status::InvalidArgument("radius " + Num(q.radius) + " must be finite and >= 0");
       }
       break;
     case Shape::kRect:
-      if (!std::isfinite(q.rect.min_x) || !std::isfinite(q.rect.min_y) || !std::isfinite(q.rect.max_x) ||
-          !std::isfinite(q.rect.max_y)) {
+      if (!std::isfinite(q.rect.min_x) || !std::isfinite(q.rect.min_y) ||
+          !std::isfinite(q.rect.max_x) || !std::isfinite(q.rect.max_y)) {
         return Status::InvalidArgument("rectangle corners must be finite");
       }
       if (!q.rect.Valid()) {
-        return Status::InvalidArgument("rectangle [" + Num(q.rect.min_x) + ", " + Num(q.rect.max_x) + "] x [" +
-                                       Num(q.rect.min_y) + ", " + Num(q.rect.max_y) +
-                                       "] is inverted (min > max)");
+        return Status::InvalidArgument("rectangle [" + Num(q.rect.min_x) + ", " +
+                                       Num(q.rect.max_x) + "] x [" + Num(q.rect.min_y) + ", " +
+                                       Num(q.rect.max_y) + "] is inverted (min > max)");
       }
       break;
     case Shape::kNearest:
       if (!std::isfinite(q.x) || !std::isfinite(q.y)) {
-        return Status::InvalidArgument("kNN centre (" + Num(q.x) + ", " + Num(q.y) + ") is not finite");
+        return Status::InvalidArgument("kNN centre (" + Num(q.x) + ", " + Num(q.y) +
+                                       ") is not finite");
       }
       if (q.k == 0) return Status::InvalidArgument("kNN needs k >= 1, got k = 0");
       if (q.k > kMaxK) {
-        return Status::InvalidArgument("k = " + std::to_string(q.k) + " exceeds the limit " + std::to_string(kMaxK));
+        return Status::InvalidArgument("k = " + std::to_string(q.k) + " exceeds the limit " +
+                                       std::to_string(kMaxK));
       }
       break;
     default:
-      return Status::InvalidArgument("unknown query shape " + std::to_string(static_cast<int>(q.shape)));
+      return Status::InvalidArgument("unknown query shape " +
+                                     std::to_string(static_cast<int>(q.shape)));
   }
   if (q.where.size() > kMaxPredicates) {
-    return Status::InvalidArgument(std::to_string(q.where.size()) + " predicates exceed the limit " +
+    return Status::InvalidArgument(std::to_string(q.where.size()) +
+                                   " predicates exceed the limit " +
                                    std::to_string(kMaxPredicates));
   }
   return Status::Ok();
@@ -549,23 +604,27 @@ Status Shard::CheckQuery(const Query& q) {
 
 Status Shard::CheckDensity(const DensityQuery& q) {
   const Rect& r = q.rect;
-  if (!std::isfinite(r.min_x) || !std::isfinite(r.min_y) || !std::isfinite(r.max_x) || !std::isfinite(r.max_y)) {
+  if (!std::isfinite(r.min_x) || !std::isfinite(r.min_y) || !std::isfinite(r.max_x) ||
+      !std::isfinite(r.max_y)) {
     return Status::InvalidArgument("density rectangle corners must be finite");
   }
   if (!(r.min_x < r.max_x) || !(r.min_y < r.max_y)) {
-    return Status::InvalidArgument("density rectangle [" + Num(r.min_x) + ", " + Num(r.max_x) + "] x [" +
-                                   Num(r.min_y) + ", " + Num(r.max_y) + "] must have min < max on both axes");
+    return Status::InvalidArgument("density rectangle [" + Num(r.min_x) + ", " + Num(r.max_x) +
+                                   "] x [" + Num(r.min_y) + ", " + Num(r.max_y) +
+                                   "] must have min < max on both axes");
   }
   if (q.nx == 0 || q.ny == 0) {
-    return Status::InvalidArgument("density grid " + std::to_string(q.nx) + " x " + std::to_string(q.ny) +
-                                   " needs at least one cell per axis");
+    return Status::InvalidArgument("density grid " + std::to_string(q.nx) + " x " +
+                                   std::to_string(q.ny) + " needs at least one cell per axis");
   }
   if (uint64_t{q.nx} * q.ny > kMaxDensityCells) {
-    return Status::ResourceExhausted("density grid " + std::to_string(q.nx) + " x " + std::to_string(q.ny) +
-                                     " has more than " + std::to_string(kMaxDensityCells) + " cells");
+    return Status::ResourceExhausted("density grid " + std::to_string(q.nx) + " x " +
+                                     std::to_string(q.ny) + " has more than " +
+                                     std::to_string(kMaxDensityCells) + " cells");
   }
   if (q.where.size() > kMaxPredicates) {
-    return Status::InvalidArgument(std::to_string(q.where.size()) + " predicates exceed the limit " +
+    return Status::InvalidArgument(std::to_string(q.where.size()) +
+                                   " predicates exceed the limit " +
                                    std::to_string(kMaxPredicates));
   }
   return Status::Ok();
@@ -576,9 +635,11 @@ Status Shard::Compile(const std::string& kind, const std::vector<Predicate>& whe
   cq->kind = -1;
   if (!kind.empty()) {
     cq->kind = schema_->FindKind(kind);
-    if (cq->kind == Schema::kNotFound) return Status::NotFound("kind '" + kind + "' does not exist");
+    if (cq->kind == Schema::kNotFound)
+      return Status::NotFound("kind '" + kind + "' does not exist");
   } else if (!where.empty() || !columns.empty()) {
-    return Status::InvalidArgument("predicates and projected columns name columns of one kind: set the query's kind");
+    return Status::InvalidArgument(
+        "predicates and projected columns name columns of one kind: set the query's kind");
   }
   for (const Predicate& p : where) {
     const int c = schema_->FindColumn(static_cast<uint16_t>(cq->kind), p.column);
@@ -587,8 +648,9 @@ Status Shard::Compile(const std::string& kind, const std::vector<Predicate>& whe
     }
     const ColumnType t = schema_->kind(static_cast<uint16_t>(cq->kind)).columns[c].type;
     if (TypeOf(p.value) != t) {
-      return Status::InvalidArgument("predicate on '" + p.column + "': value " + ValueToString(p.value) + " is " +
-                                     ColumnTypeName(TypeOf(p.value)) + ", column is " + ColumnTypeName(t));
+      return Status::InvalidArgument(
+          "predicate on '" + p.column + "': value " + ValueToString(p.value) + " is " +
+          ColumnTypeName(TypeOf(p.value)) + ", column is " + ColumnTypeName(t));
     }
     if (static_cast<int>(p.op) > static_cast<int>(CompareOp::kGe)) {
       return Status::InvalidArgument("predicate on '" + p.column + "': unknown operator");
@@ -619,23 +681,41 @@ bool HitLess(const Hit& a, const Hit& b) { return a.d2 < b.d2 || (a.d2 == b.d2 &
 
 void AppendColumn(const Column& c, uint32_t row, ColumnData* data) {
   switch (c.type()) {
-    case ColumnType::kBool: std::get<0>(*data).push_back(c.GetBool(row)); break;
-    case ColumnType::kI32: std::get<1>(*data).push_back(c.GetI32(row)); break;
-    case ColumnType::kI64: std::get<2>(*data).push_back(c.GetI64(row)); break;
-    case ColumnType::kF32: std::get<3>(*data).push_back(c.GetF32(row)); break;
-    case ColumnType::kF64: std::get<4>(*data).push_back(c.GetF64(row)); break;
-    case ColumnType::kString: std::get<5>(*data).push_back(c.GetString(row)); break;
+    case ColumnType::kBool:
+      std::get<0>(*data).push_back(c.GetBool(row));
+      break;
+    case ColumnType::kI32:
+      std::get<1>(*data).push_back(c.GetI32(row));
+      break;
+    case ColumnType::kI64:
+      std::get<2>(*data).push_back(c.GetI64(row));
+      break;
+    case ColumnType::kF32:
+      std::get<3>(*data).push_back(c.GetF32(row));
+      break;
+    case ColumnType::kF64:
+      std::get<4>(*data).push_back(c.GetF64(row));
+      break;
+    case ColumnType::kString:
+      std::get<5>(*data).push_back(c.GetString(row));
+      break;
   }
 }
 
 ColumnData EmptyColumnData(ColumnType t) {
   switch (t) {
-    case ColumnType::kBool: return std::vector<uint8_t>();
-    case ColumnType::kI32: return std::vector<int32_t>();
-    case ColumnType::kI64: return std::vector<int64_t>();
-    case ColumnType::kF32: return std::vector<float>();
-    case ColumnType::kF64: return std::vector<double>();
-    case ColumnType::kString: return std::vector<std::string>();
+    case ColumnType::kBool:
+      return std::vector<uint8_t>();
+    case ColumnType::kI32:
+      return std::vector<int32_t>();
+    case ColumnType::kI64:
+      return std::vector<int64_t>();
+    case ColumnType::kF32:
+      return std::vector<float>();
+    case ColumnType::kF64:
+      return std::vector<double>();
+    case ColumnType::kString:
+      return std::vector<std::string>();
   }
   return std::vector<uint8_t>();
 }
@@ -645,10 +725,12 @@ ColumnData EmptyColumnData(ColumnType t) {
 Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
   *truncated = false;
   CompiledQuery cq;
-  WORLDDB_RETURN_IF_ERROR(Compile(q.kind, q.where, q.count_only ? std::vector<std::string>{} : q.columns, &cq));
+  WORLDDB_RETURN_IF_ERROR(
+      Compile(q.kind, q.where, q.count_only ? std::vector<std::string>{} : q.columns, &cq));
   const bool with_distance = q.shape != Shape::kRect;
   const uint16_t first_kind = cq.kind < 0 ? 0 : static_cast<uint16_t>(cq.kind);
-  const uint16_t end_kind = cq.kind < 0 ? static_cast<uint16_t>(kinds_.size()) : static_cast<uint16_t>(cq.kind + 1);
+  const uint16_t end_kind =
+      cq.kind < 0 ? static_cast<uint16_t>(kinds_.size()) : static_cast<uint16_t>(cq.kind + 1);
 
   if (q.count_only) {
     uint64_t n = 0;
@@ -659,14 +741,19 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
         return true;
       };
       // Without predicates, nodes wholly inside the shape count in O(1).
-      if (q.shape == Shape::kCircle && cq.preds.empty()) n += tree.CountCircle(q.x, q.y, q.radius);
-      else if (q.shape == Shape::kRect && cq.preds.empty()) n += tree.CountRect(q.rect);
-      else if (q.shape == Shape::kCircle) tree.VisitCircle(q.x, q.y, q.radius, count);
-      else if (q.shape == Shape::kRect) tree.VisitRect(q.rect, count);
+      if (q.shape == Shape::kCircle && cq.preds.empty())
+        n += tree.CountCircle(q.x, q.y, q.radius);
+      else if (q.shape == Shape::kRect && cq.preds.empty())
+        n += tree.CountRect(q.rect);
+      else if (q.shape == Shape::kCircle)
+        tree.VisitCircle(q.x, q.y, q.radius, count);
+      else if (q.shape == Shape::kRect)
+        tree.VisitRect(q.rect, count);
       else {
         std::vector<QuadTree::Neighbor> nn;
-        tree.Nearest(q.x, q.y, q.k, [&](uint32_t row) { return cq.preds.empty() || cq.Matches(row); },
-                     [&](uint32_t row) { return kinds_[kd]->table.id(row); }, &nn);
+        tree.Nearest(
+            q.x, q.y, q.k, [&](uint32_t row) { return cq.preds.empty() || cq.Matches(row); },
+            [&](uint32_t row) { return kinds_[kd]->table.id(row); }, &nn);
         n += nn.size();
       }
     }
@@ -678,34 +765,42 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
   // Gather hits, then materialize them column by column.
   std::vector<Hit> hits;
   const uint64_t limit = q.limit == 0 ? UINT64_MAX : q.limit;
-  const bool ordered = q.shape == Shape::kNearest || (q.shape == Shape::kCircle && q.order_by_distance);
+  const bool ordered =
+      q.shape == Shape::kNearest || (q.shape == Shape::kCircle && q.order_by_distance);
   for (uint16_t kd = first_kind; kd < end_kind && !*truncated; ++kd) {
     const KindStore& ks = *kinds_[kd];
     if (q.shape == Shape::kNearest) {
       std::vector<QuadTree::Neighbor> nn;
-      ks.tree.Nearest(q.x, q.y, q.k, [&](uint32_t row) { return cq.preds.empty() || cq.Matches(row); },
-                      [&](uint32_t row) { return ks.table.id(row); }, &nn);
+      ks.tree.Nearest(
+          q.x, q.y, q.k, [&](uint32_t row) { return cq.preds.empty() || cq.Matches(row); },
+          [&](uint32_t row) { return ks.table.id(row); }, &nn);
       for (const auto& n : nn) hits.push_back({n.d2, n.key, n.row, kd, n.x, n.y});
       continue;
     }
     auto visit = [&](uint32_t row, double x, double y) {
       if (!cq.preds.empty() && !cq.Matches(row)) return true;
-      hits.push_back({with_distance ? SquaredDistance(x, y, q.x, q.y) : 0.0, ks.table.id(row), row, kd, x, y});
+      hits.push_back(
+          {with_distance ? SquaredDistance(x, y, q.x, q.y) : 0.0, ks.table.id(row), row, kd, x, y});
       if (!ordered && hits.size() >= limit) {
         *truncated = true;
         return false;
       }
       return true;
     };
-    if (q.shape == Shape::kCircle) ks.tree.VisitCircle(q.x, q.y, q.radius, visit);
-    else ks.tree.VisitRect(q.rect, visit);
+    if (q.shape == Shape::kCircle)
+      ks.tree.VisitCircle(q.x, q.y, q.radius, visit);
+    else
+      ks.tree.VisitRect(q.rect, visit);
   }
   if (ordered) {
-    const uint64_t keep = std::min<uint64_t>(q.shape == Shape::kNearest ? std::min<uint64_t>(q.k, limit) : limit,
-                                             hits.size());
-    if (q.shape == Shape::kCircle) out->count += hits.size();
-    else out->count += keep;
-    std::partial_sort(hits.begin(), hits.begin() + static_cast<ptrdiff_t>(keep), hits.end(), HitLess);
+    const uint64_t keep = std::min<uint64_t>(
+        q.shape == Shape::kNearest ? std::min<uint64_t>(q.k, limit) : limit, hits.size());
+    if (q.shape == Shape::kCircle)
+      out->count += hits.size();
+    else
+      out->count += keep;
+    std::partial_sort(hits.begin(), hits.begin() + static_cast<ptrdiff_t>(keep), hits.end(),
+                      HitLess);
     if (keep < hits.size()) *truncated = q.shape == Shape::kCircle;
     hits.resize(keep);
   } else {
@@ -733,7 +828,8 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
     if (out->columns.size() != cq.columns.size()) {
       out->columns.clear();
       for (int c : cq.columns) {
-        out->columns.push_back({def.columns[c].name, def.columns[c].type, EmptyColumnData(def.columns[c].type)});
+        out->columns.push_back(
+            {def.columns[c].name, def.columns[c].type, EmptyColumnData(def.columns[c].type)});
       }
     }
     const Table& t = kinds_[cq.kind]->table;
@@ -749,15 +845,18 @@ Status Shard::Density(const DensityQuery& q, DensityResult* out) const {
   CompiledQuery cq;
   WORLDDB_RETURN_IF_ERROR(Compile(q.kind, q.where, {}, &cq));
   const uint16_t first_kind = cq.kind < 0 ? 0 : static_cast<uint16_t>(cq.kind);
-  const uint16_t end_kind = cq.kind < 0 ? static_cast<uint16_t>(kinds_.size()) : static_cast<uint16_t>(cq.kind + 1);
+  const uint16_t end_kind =
+      cq.kind < 0 ? static_cast<uint16_t>(kinds_.size()) : static_cast<uint16_t>(cq.kind + 1);
   const double w = q.rect.max_x - q.rect.min_x, h = q.rect.max_y - q.rect.min_y;
   uint64_t* counts = out->counts.data();
   uint64_t total = 0;
   for (uint16_t kd = first_kind; kd < end_kind; ++kd) {
     kinds_[kd]->tree.VisitRect(q.rect, [&](uint32_t row, double x, double y) {
       if (!cq.preds.empty() && !cq.Matches(row)) return true;
-      const uint32_t ix = std::min<uint32_t>(q.nx - 1, static_cast<uint32_t>((x - q.rect.min_x) * q.nx / w));
-      const uint32_t iy = std::min<uint32_t>(q.ny - 1, static_cast<uint32_t>((y - q.rect.min_y) * q.ny / h));
+      const uint32_t ix =
+          std::min<uint32_t>(q.nx - 1, static_cast<uint32_t>((x - q.rect.min_x) * q.nx / w));
+      const uint32_t iy =
+          std::min<uint32_t>(q.ny - 1, static_cast<uint32_t>((y - q.rect.min_y) * q.ny / h));
       ++counts[size_t{iy} * q.nx + ix];
       ++total;
       return true;
@@ -777,7 +876,8 @@ bool Shard::Get(uint64_t id, Entity* out) const {
   out->y = ks.tree.Y(l.row);
   out->z = ks.table.z(l.row);
   out->columns.clear();
-  for (size_t c = 0; c < ks.table.column_count(); ++c) out->columns.push_back(ks.table.column(c).Get(l.row));
+  for (size_t c = 0; c < ks.table.column_count(); ++c)
+    out->columns.push_back(ks.table.column(c).Get(l.row));
   return true;
 }
 
@@ -797,17 +897,21 @@ std::string Shard::CheckInvariants() const {
     const KindStore& ks = *kinds_[kd];
     std::string e = ks.tree.CheckInvariants();
     if (!e.empty()) return "kind " + std::to_string(kd) + " index: " + e;
-    if (ks.tree.size() != ks.table.size()) return "kind " + std::to_string(kd) + ": index and table sizes differ";
+    if (ks.tree.size() != ks.table.size())
+      return "kind " + std::to_string(kd) + ": index and table sizes differ";
     for (uint32_t r = 0; r < ks.table.size(); ++r) {
       const uint64_t* loc = id_map_.Find(ks.table.id(r));
       if (!loc || IdMap::Unpack(*loc).kind != kd || IdMap::Unpack(*loc).row != r) {
         return "kind " + std::to_string(kd) + " row " + std::to_string(r) + ": id map disagrees";
       }
-      if (!ks.tree.Contains(r)) return "kind " + std::to_string(kd) + " row " + std::to_string(r) + ": not indexed";
+      if (!ks.tree.Contains(r))
+        return "kind " + std::to_string(kd) + " row " + std::to_string(r) + ": not indexed";
     }
     rows += ks.table.size();
   }
-  if (rows != id_map_.size()) return "id map holds " + std::to_string(id_map_.size()) + " ids for " + std::to_string(rows) + " rows";
+  if (rows != id_map_.size())
+    return "id map holds " + std::to_string(id_map_.size()) + " ids for " + std::to_string(rows) +
+           " rows";
   return "";
 }
 

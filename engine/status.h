@@ -12,13 +12,13 @@ namespace worlddb {
 
 enum class StatusCode : int {
   kOk = 0,
-  kInvalidArgument = 1,  // malformed or out-of-range input
-  kNotFound = 2,         // a named kind, column or entity does not exist
-  kAlreadyExists = 3,    // a kind or column name is taken
+  kInvalidArgument = 1,    // malformed or out-of-range input
+  kNotFound = 2,           // a named kind, column or entity does not exist
+  kAlreadyExists = 3,      // a kind or column name is taken
   kResourceExhausted = 4,  // a limit was hit (grid too large, too many kinds)
-  kCorruption = 5,       // bytes that fail verification
+  kCorruption = 5,         // bytes that fail verification
   kIOError = 6,
-  kUnavailable = 7,      // the engine is stopping
+  kUnavailable = 7,  // the engine is stopping
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -27,10 +27,16 @@ class [[nodiscard]] Status {
  public:
   Status() = default;
   static Status Ok() { return Status(); }
-  static Status InvalidArgument(std::string msg) { return {StatusCode::kInvalidArgument, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) {
+    return {StatusCode::kInvalidArgument, std::move(msg)};
+  }
   static Status NotFound(std::string msg) { return {StatusCode::kNotFound, std::move(msg)}; }
-  static Status AlreadyExists(std::string msg) { return {StatusCode::kAlreadyExists, std::move(msg)}; }
-  static Status ResourceExhausted(std::string msg) { return {StatusCode::kResourceExhausted, std::move(msg)}; }
+  static Status AlreadyExists(std::string msg) {
+    return {StatusCode::kAlreadyExists, std::move(msg)};
+  }
+  static Status ResourceExhausted(std::string msg) {
+    return {StatusCode::kResourceExhausted, std::move(msg)};
+  }
   static Status Corruption(std::string msg) { return {StatusCode::kCorruption, std::move(msg)}; }
   static Status IOError(std::string msg) { return {StatusCode::kIOError, std::move(msg)}; }
   static Status Unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
@@ -56,9 +62,18 @@ class [[nodiscard]] Result {
 
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
-  T& value() & { assert(ok()); return *value_; }
-  const T& value() const& { assert(ok()); return *value_; }
-  T&& value() && { assert(ok()); return std::move(*value_); }
+  T& value() & {
+    assert(ok());
+    return *value_;
+  }
+  const T& value() const& {
+    assert(ok());
+    return *value_;
+  }
+  T&& value() && {
+    assert(ok());
+    return std::move(*value_);
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
@@ -68,10 +83,10 @@ class [[nodiscard]] Result {
   std::optional<T> value_;
 };
 
-#define WORLDDB_RETURN_IF_ERROR(expr)        \
-  do {                                       \
-    ::worlddb::Status _st = (expr);          \
-    if (!_st.ok()) return _st;               \
+#define WORLDDB_RETURN_IF_ERROR(expr) \
+  do {                                \
+    ::worlddb::Status _st = (expr);   \
+    if (!_st.ok()) return _st;        \
   } while (0)
 
 }  // namespace worlddb

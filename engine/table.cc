@@ -53,7 +53,8 @@ uint32_t Table::Remove(uint32_t row) {
 }
 
 void Table::Alter(const std::vector<uint32_t>& dropped, size_t added, const KindDef& def) {
-  for (auto it = dropped.rbegin(); it != dropped.rend(); ++it) columns_.erase(columns_.begin() + *it);
+  for (auto it = dropped.rbegin(); it != dropped.rend(); ++it)
+    columns_.erase(columns_.begin() + *it);
   for (size_t c = def.columns.size() - added; c < def.columns.size(); ++c) {
     auto col = std::make_unique<Column>(def.columns[c].type);
     col->Resize(0, reserved_, def.columns[c].default_value);

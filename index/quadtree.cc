@@ -234,7 +234,8 @@ void QuadTree::Split(uint32_t leaf) {
     SetRef(rows[i], c + q, s);
   }
   FreeLeafData(old.data, old.cap_class);
-  for (uint32_t q = 0; q < 4; ++q) nodes_[c + q].total = nodes_[c + q].count;  // the node's own total stays
+  for (uint32_t q = 0; q < 4; ++q)
+    nodes_[c + q].total = nodes_[c + q].count;  // the node's own total stays
   for (uint32_t q = 0; q < 4; ++q) {
     const Node& ch = nodes_[c + q];
     if (ch.count > kLeafSplit && ch.depth < kMaxDepth) Split(c + q);
@@ -373,7 +374,8 @@ void QuadTree::BulkInsert(const uint32_t* rows, const double* xs, const double* 
 void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t m,
                          const Rect* box) {
   if (m == 0) return;
-  nodes_[node].total += static_cast<uint32_t>(m);  // before any of the leaf's own entries join the batch
+  nodes_[node].total +=
+      static_cast<uint32_t>(m);  // before any of the leaf's own entries join the batch
   std::vector<BulkEntry> merged;
   if (nodes_[node].child == kNil) {
     Node* n = &nodes_[node];
@@ -496,10 +498,12 @@ size_t QuadTree::CountCircle(double cx, double cy, double r) const {
 size_t QuadTree::CountRect(const Rect& rect) const {
   return CountWhere(
       [&](const Node& n) {
-        return rect.min_x <= n.max_x && n.min_x <= rect.max_x && rect.min_y <= n.max_y && n.min_y <= rect.max_y;
+        return rect.min_x <= n.max_x && n.min_x <= rect.max_x && rect.min_y <= n.max_y &&
+               n.min_y <= rect.max_y;
       },
       [&](const Node& n) {
-        return rect.min_x <= n.min_x && n.max_x <= rect.max_x && rect.min_y <= n.min_y && n.max_y <= rect.max_y;
+        return rect.min_x <= n.min_x && n.max_x <= rect.max_x && rect.min_y <= n.min_y &&
+               n.max_y <= rect.max_y;
       },
       [&](double x, double y) { return rect.Contains(x, y); });
 }
@@ -552,7 +556,8 @@ std::string QuadTree::CheckInvariants() const {
   std::ostringstream err;
   const auto fail = [&err]() -> std::ostringstream& { return err; };
   const Node& root = nodes_[0];
-  if (root.total != size_) return "root total " + std::to_string(root.total) + " != size " + std::to_string(size_);
+  if (root.total != size_)
+    return "root total " + std::to_string(root.total) + " != size " + std::to_string(size_);
   if (root.parent != kNil || root.depth != 0 || root.flags != (kClosedX | kClosedY) ||
       root.min_x != world_.min_x || root.min_y != world_.min_y || root.max_x != world_.max_x ||
       root.max_y != world_.max_y) {
@@ -584,7 +589,8 @@ std::string QuadTree::CheckInvariants() const {
         }
       }
       entries += n.count;
-      if (n.total != n.count) fail() << "leaf " << idx << " total " << n.total << " != count " << n.count;
+      if (n.total != n.count)
+        fail() << "leaf " << idx << " total " << n.total << " != count " << n.count;
       continue;
     }
     if (n.data != nullptr || n.count != 0) fail() << "internal node " << idx << " holds entries";
@@ -613,7 +619,8 @@ std::string QuadTree::CheckInvariants() const {
       stack.push_back(n.child + q);
       ++reachable;
     }
-    if (subtree != n.total) fail() << "node " << idx << " total " << n.total << " != children's " << subtree;
+    if (subtree != n.total)
+      fail() << "node " << idx << " total " << n.total << " != children's " << subtree;
     if (leaf_children == 4 && total <= kLeafMerge)
       fail() << "node " << idx << " has 4 leaf children holding " << total << " (should merge)";
   }

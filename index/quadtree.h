@@ -24,7 +24,6 @@
 
 #include <algorithm>
 #include <cassert>
-#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -414,8 +413,9 @@ bool QuadTree::VisitCircle(double cx, double cy, double r, Visitor&& v) const {
       const double* xs = Xs(n);
       const double* ys = xs + Cap(n);
       const uint32_t* rows = Rows(n);
-      if (!ScanLeaf(n.count, [&](uint32_t i) { return SquaredDistance(xs[i], ys[i], cx, cy) <= rr; },
-                    [&](uint32_t i) { return v(rows[i], xs[i], ys[i]); })) {
+      if (!ScanLeaf(
+              n.count, [&](uint32_t i) { return SquaredDistance(xs[i], ys[i], cx, cy) <= rr; },
+              [&](uint32_t i) { return v(rows[i], xs[i], ys[i]); })) {
         return false;
       }
     }
@@ -455,8 +455,9 @@ bool QuadTree::VisitRect(const Rect& rect, Visitor&& v) const {
       const double* xs = Xs(n);
       const double* ys = xs + Cap(n);
       const uint32_t* rows = Rows(n);
-      if (!ScanLeaf(n.count, [&](uint32_t i) { return rect.Contains(xs[i], ys[i]); },
-                    [&](uint32_t i) { return v(rows[i], xs[i], ys[i]); })) {
+      if (!ScanLeaf(
+              n.count, [&](uint32_t i) { return rect.Contains(xs[i], ys[i]); },
+              [&](uint32_t i) { return v(rows[i], xs[i], ys[i]); })) {
         return false;
       }
     }
@@ -506,8 +507,9 @@ void QuadTree::Nearest(double cx, double cy, size_t k, Accept&& accept, Key&& ke
   // the leaf under the centre, plus the centre's distance to the world.
   const Node& leaf = nodes_[Descend(0, cx, cy)];
   const double area = (leaf.max_x - leaf.min_x) * (leaf.max_y - leaf.min_y);
-  double r = leaf.count > 0 ? std::sqrt(1.5 * static_cast<double>(k) * area / (3.14159 * leaf.count))
-                            : std::sqrt(area);
+  double r = leaf.count > 0
+                 ? std::sqrt(1.5 * static_cast<double>(k) * area / (3.14159 * leaf.count))
+                 : std::sqrt(area);
   r += std::sqrt(BoxMinD2(nodes_[0], cx, cy));
   if (!(r > 0)) r = 1;
   const double everything = BoxMaxD2(nodes_[0], cx, cy);  // r^2 past this holds all entries
@@ -528,12 +530,14 @@ void QuadTree::Nearest(double cx, double cy, size_t k, Accept&& accept, Key&& ke
     std::nth_element(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(k - 1), cand.end(),
                      [](const Neighbor& a, const Neighbor& b) { return a.d2 < b.d2; });
     const double kth = cand[k - 1].d2;
-    cand.erase(std::partition(cand.begin(), cand.end(), [kth](const Neighbor& n) { return n.d2 <= kth; }),
-               cand.end());
+    cand.erase(
+        std::partition(cand.begin(), cand.end(), [kth](const Neighbor& n) { return n.d2 <= kth; }),
+        cand.end());
   }
   for (Neighbor& n : cand) n.key = static_cast<uint64_t>(key(n.row));
   const size_t keep = std::min(k, cand.size());
-  std::partial_sort(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(keep), cand.end(), NeighborLess);
+  std::partial_sort(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(keep), cand.end(),
+                    NeighborLess);
   out->assign(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(keep));
   cand.swap(NearestScratch());
 }

@@ -20,8 +20,8 @@
 namespace worlddb {
 namespace {
 
-constexpr uint64_t kEntities = 2000;      // ids 1..kEntities, kind "thing"
-constexpr uint64_t kPoisonBase = 1 << 20; // ids created only by refused batches
+constexpr uint64_t kEntities = 2000;       // ids 1..kEntities, kind "thing"
+constexpr uint64_t kPoisonBase = 1 << 20;  // ids created only by refused batches
 constexpr int kWriters = 2;
 constexpr int kReaders = 2;
 
@@ -35,8 +35,11 @@ TEST(EngineStressTest, WritersAndReadersKeepTheGuarantees) {
   o.world = {0, 0, 10000, 10000};
   o.shards = 3;
   auto engine = std::move(Engine::Open(o).value());
-  ASSERT_TRUE(engine->CreateKind({"thing", {{"a", ColumnType::kI64, int64_t{0}, 0},
-                                            {"b", ColumnType::kI64, int64_t{0}, 0}}}).ok());
+  ASSERT_TRUE(engine
+                  ->CreateKind({"thing",
+                                {{"a", ColumnType::kI64, int64_t{0}, 0},
+                                 {"b", ColumnType::kI64, int64_t{0}, 0}}})
+                  .ok());
   ASSERT_TRUE(engine->CreateKind({"seq", {{"s", ColumnType::kI64, int64_t{0}, 0}}}).ok());
   {
     BatchBuilder b;
@@ -78,7 +81,8 @@ TEST(EngineStressTest, WritersAndReadersKeepTheGuarantees) {
         acked[w].store(round, std::memory_order_release);
         // A refused batch: new poison ids plus a move of a missing entity.
         if (round % 10 == 0) {
-          for (int i = 0; i < 20; ++i) b.Upsert(kPoisonBase + w * 100000 + round * 20 + i, "thing", 5, 5, 5);
+          for (int i = 0; i < 20; ++i)
+            b.Upsert(kPoisonBase + w * 100000 + round * 20 + i, "thing", 5, 5, 5);
           b.Move(kPoisonBase - 1, 1, 1);
           auto bad = b.Finish();
           if (engine->Apply(bad.data(), bad.size()).ok()) failures++;
@@ -114,7 +118,8 @@ TEST(EngineStressTest, WritersAndReadersKeepTheGuarantees) {
         const auto& b = std::get<std::vector<int64_t>>(r.columns.at(1).data);
         for (size_t i = 0; i < r.rows(); ++i) {
           if (r.ids[i] >= kPoisonBase) failures++;
-          if (r.x[i] != r.y[i] || r.z[i] != r.x[i] || double(a[i]) != r.x[i] || b[i] != -a[i]) failures++;
+          if (r.x[i] != r.y[i] || r.z[i] != r.x[i] || double(a[i]) != r.x[i] || b[i] != -a[i])
+            failures++;
         }
         reads++;
         QueryResult nn;

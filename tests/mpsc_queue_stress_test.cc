@@ -1,8 +1,6 @@
 // MpscQueue: FIFO per producer, nothing lost or duplicated with many
 // producers, and the Empty()/sleep handshake the engine relies on. Runs under
 // TSan in CI (label "stress").
-#include "engine/mpsc_queue.h"
-
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -10,6 +8,7 @@
 #include <vector>
 
 #include "engine/completion.h"
+#include "engine/mpsc_queue.h"
 
 namespace worlddb {
 namespace {

@@ -87,7 +87,8 @@ struct Model {
     std::vector<Neighbor> all;
     for (const auto& [row, p] : pos) {
       if (accept != nullptr && !accept(row)) continue;
-      all.push_back({row, SquaredDistance(p.first, p.second, cx, cy), KeyOf(row), p.first, p.second});
+      all.push_back(
+          {row, SquaredDistance(p.first, p.second, cx, cy), KeyOf(row), p.first, p.second});
     }
     std::sort(all.begin(), all.end(), [](const Neighbor& a, const Neighbor& b) {
       return a.d2 != b.d2 ? a.d2 < b.d2 : a.key < b.key;

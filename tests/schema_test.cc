@@ -1,14 +1,17 @@
+#include "engine/schema.h"
+
 #include <gtest/gtest.h>
 
 #include "engine/batch_builder.h"
 #include "engine/engine.h"
-#include "engine/schema.h"
 
 namespace worlddb {
 namespace {
 
 KindDef Player() {
-  return {"player", {{"hp", ColumnType::kI32, int32_t{100}, 0}, {"name", ColumnType::kString, std::string("x"), 16}}};
+  return {"player",
+          {{"hp", ColumnType::kI32, int32_t{100}, 0},
+           {"name", ColumnType::kString, std::string("x"), 16}}};
 }
 
 TEST(SchemaTest, CreateBumpsVersionAndIsReadBack) {
@@ -90,8 +93,9 @@ TEST(SchemaTest, AlterErrors) {
   auto a = s.WithKind(Player(), &c);
   EXPECT_EQ((*a)->WithAlter("ghost", {}, {}, &c).status().code(), StatusCode::kNotFound);
   EXPECT_EQ((*a)->WithAlter("player", {}, {"mana"}, &c).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ((*a)->WithAlter("player", {{"hp", ColumnType::kI32, int32_t{1}, 0}}, {}, &c).status().code(),
-            StatusCode::kAlreadyExists);
+  EXPECT_EQ(
+      (*a)->WithAlter("player", {{"hp", ColumnType::kI32, int32_t{1}, 0}}, {}, &c).status().code(),
+      StatusCode::kAlreadyExists);
   EXPECT_FALSE((*a)->WithAlter("player", {}, {"hp", "hp"}, &c).ok());
 }
 
@@ -103,7 +107,8 @@ TEST(EngineSchemaTest, AddColumnGivesExistingRowsTheDefault) {
   auto e = std::move(Engine::Open(o).value());
   ASSERT_TRUE(e->CreateKind(Player()).ok());
   BatchBuilder b;
-  for (uint64_t id = 1; id <= 5000; ++id) b.Upsert(id, "player", double(id % 100), double(id / 100), 0, {{"hp", int32_t(id)}});
+  for (uint64_t id = 1; id <= 5000; ++id)
+    b.Upsert(id, "player", double(id % 100), double(id / 100), 0, {{"hp", int32_t(id)}});
   auto bytes = b.Finish();
   ASSERT_TRUE(e->Apply(bytes.data(), bytes.size()).ok());
   ASSERT_TRUE(e->AlterKind("player", {{"mana", ColumnType::kI64, int64_t{7}, 0}}, {"name"}).ok());

@@ -27,7 +27,8 @@ TEST(TableTest, AppendFillsDefaults) {
   EXPECT_EQ(t.size(), 1u);
   EXPECT_EQ(t.id(r), 42u);
   EXPECT_EQ(t.z(r), 7.5);
-  for (size_t c = 0; c < def.columns.size(); ++c) EXPECT_EQ(t.column(c).Get(r), def.columns[c].default_value) << c;
+  for (size_t c = 0; c < def.columns.size(); ++c)
+    EXPECT_EQ(t.column(c).Get(r), def.columns[c].default_value) << c;
 }
 
 TEST(TableTest, GrowsAcrossChunksWithoutMovingRows) {
@@ -97,14 +98,15 @@ TEST(TableTest, AlterDropsAndAddsWithoutTouchingOtherColumns) {
 }
 
 TEST(Utf8Test, AcceptsValidSequences) {
-  for (const char* s : {"", "ascii", "\xC3\xA9t\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xF4\x8F\xBF\xBF"}) {
+  for (const char* s :
+       {"", "ascii", "\xC3\xA9t\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xF4\x8F\xBF\xBF"}) {
     EXPECT_TRUE(IsValidUtf8(s, std::strlen(s))) << s;
   }
 }
 
 TEST(Utf8Test, RefusesInvalidSequences) {
-  for (const char* s : {"\x80", "\xC3", "\xC3\x28", "\xC0\xAF", "\xE0\x80\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80",
-                        "\xF8\x88\x80\x80\x80", "ab\xE2\x82"}) {
+  for (const char* s : {"\x80", "\xC3", "\xC3\x28", "\xC0\xAF", "\xE0\x80\xAF", "\xED\xA0\x80",
+                        "\xF4\x90\x80\x80", "\xF8\x88\x80\x80\x80", "ab\xE2\x82"}) {
     EXPECT_FALSE(IsValidUtf8(s, std::strlen(s))) << testing::PrintToString(s);
   }
 }

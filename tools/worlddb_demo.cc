@@ -8,7 +8,6 @@
 // Exit status: 0 if every figure was produced and (for N = 1,000,000 and the
 // full query lists) the checksums match; 1 on a mismatch; 2 on bad flags.
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -40,17 +39,22 @@ int Main(int argc, char** argv) {
   uint32_t shards = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
   size_t queries = aoi::kNumQueries;
   size_t batch = 10000;
-  app.add_option("--entities", entities, "entities in the world")->check(CLI::Range(size_t{1}, size_t{1} << 31));
-  app.add_option("--dist", dist_name, "uniform or clustered")->check(CLI::IsMember({"uniform", "clustered"}));
-  app.add_option("--shards", shards, "engine shards (one thread each)")->check(CLI::Range(1u, 256u));
-  app.add_option("--queries", queries, "radius and kNN queries to run")->check(CLI::Range(size_t{1}, aoi::kNumQueries));
+  app.add_option("--entities", entities, "entities in the world")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 31));
+  app.add_option("--dist", dist_name, "uniform or clustered")
+      ->check(CLI::IsMember({"uniform", "clustered"}));
+  app.add_option("--shards", shards, "engine shards (one thread each)")
+      ->check(CLI::Range(1u, 256u));
+  app.add_option("--queries", queries, "radius and kNN queries to run")
+      ->check(CLI::Range(size_t{1}, aoi::kNumQueries));
   app.add_option("--batch", batch, "operations per write batch and queries per hand-off")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   CLI11_PARSE(app, argc, argv);
 
-  const auto dist = dist_name == "clustered" ? aoi::Distribution::kClustered : aoi::Distribution::kUniform;
-  std::printf("worlddb_demo: %zu %s entities, %u shard(s), batches of %zu\n", entities, dist_name.c_str(), shards,
-              batch);
+  const auto dist =
+      dist_name == "clustered" ? aoi::Distribution::kClustered : aoi::Distribution::kUniform;
+  std::printf("worlddb_demo: %zu %s entities, %u shard(s), batches of %zu\n", entities,
+              dist_name.c_str(), shards, batch);
   const aoi::AoiWorkload w(dist, entities, queries);
 
   EngineOptions opts;
@@ -72,10 +76,11 @@ int Main(int argc, char** argv) {
   }
   const double load_s = Seconds(t0);
   const ShardMemory mem = engine->Memory();
-  std::printf("  load    %9zu entities  %7.3f s  %8.2f M entities/s\n", entities, load_s, entities / load_s / 1e6);
+  std::printf("  load    %9zu entities  %7.3f s  %8.2f M entities/s\n", entities, load_s,
+              entities / load_s / 1e6);
   std::printf("  memory  %.1f bytes/entity (tables %.1f, index %.1f, id map %.1f)\n",
-              double(mem.total()) / entities, double(mem.tables) / entities, double(mem.index) / entities,
-              double(mem.id_map) / entities);
+              double(mem.total()) / entities, double(mem.tables) / entities,
+              double(mem.index) / entities, double(mem.id_map) / entities);
 
   // Move: one tick, every entity once.
   t0 = Clock::now();
@@ -87,10 +92,12 @@ int Main(int argc, char** argv) {
     if (!r.ok()) Fail(r.status(), "move");
   }
   const double move_s = Seconds(t0);
-  std::printf("  move    %9zu entities  %7.3f s  %8.2f M moves/s\n", entities, move_s, entities / move_s / 1e6);
+  std::printf("  move    %9zu entities  %7.3f s  %8.2f M moves/s\n", entities, move_s,
+              entities / move_s / 1e6);
 
   // Radius and kNN queries, handed to the shards `batch` at a time.
-  auto run = [&](const std::vector<uint32_t>& ids, bool knn, uint64_t* count_sum, double* dist_sum) {
+  auto run = [&](const std::vector<uint32_t>& ids, bool knn, uint64_t* count_sum,
+                 double* dist_sum) {
     std::vector<Query> qs;
     std::vector<QueryResult> rs;
     std::vector<Status> st;
@@ -118,15 +125,17 @@ int Main(int argc, char** argv) {
   t0 = Clock::now();
   run(w.radius_query_ids(), false, &radius_sum, &unused);
   const double radius_s = Seconds(t0);
-  std::printf("  radius  %9zu queries   %7.3f s  %8.1f k queries/s  (r = 50 m, %.2f results/query)\n", queries,
-              radius_s, queries / radius_s / 1e3, double(radius_sum) / queries);
+  std::printf(
+      "  radius  %9zu queries   %7.3f s  %8.1f k queries/s  (r = 50 m, %.2f results/query)\n",
+      queries, radius_s, queries / radius_s / 1e3, double(radius_sum) / queries);
   t0 = Clock::now();
   run(w.knn_query_ids(), true, &knn_count, &knn_sum);
   const double knn_s = Seconds(t0);
   std::printf("  kNN     %9zu queries   %7.3f s  %8.1f k queries/s  (k = 16)\n", queries, knn_s,
               queries / knn_s / 1e3);
 
-  std::printf("  checksums: radius count sum %" PRIu64 ", kNN 16th-distance sum %.6f\n", radius_sum, knn_sum);
+  std::printf("  checksums: radius count sum %" PRIu64 ", kNN 16th-distance sum %.6f\n", radius_sum,
+              knn_sum);
   if (entities == aoi::kDefaultEntities && queries == aoi::kNumQueries) {
     const bool uniform = dist == aoi::Distribution::kUniform;
     const uint64_t want_count = uniform ? 7921942 : 54311467;

@@ -12,7 +12,8 @@ using namespace worlddb;
 
 static void Write(const std::string& dir, const std::string& name, BatchBuilder& b) {
   auto bytes = b.Finish();
-  std::ofstream(dir + "/" + name, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  std::ofstream(dir + "/" + name, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
 int main(int argc, char** argv) {
