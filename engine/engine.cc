@@ -441,12 +441,17 @@ Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<con
     if (!failed && !st.ok()) return st;
   }
   if (failed) {
+    batches_refused_.fetch_add(1, std::memory_order_relaxed);
     for (Status& s : task.errors) {
       if (!s.ok()) return std::move(s);
     }
   }
   WriteStats total;
   for (const WriteStats& s : task.stats) total += s;
+  batches_applied_.fetch_add(1, std::memory_order_relaxed);
+  operations_applied_.fetch_add(
+      total.created + total.replaced + total.moved + total.set + total.deleted,
+      std::memory_order_relaxed);
   return total;
 }
 
@@ -527,6 +532,7 @@ void Finish(QueryResult* r) {
 }  // namespace
 
 void Engine::RunMany(const Query* queries, size_t n, QueryResult* outs, Status* statuses) {
+  queries_.fetch_add(n, std::memory_order_relaxed);
   const uint32_t shards = shard_count();
   for (size_t i = 0; i < n; ++i) statuses[i] = Shard::CheckQuery(queries[i]);
   QueryTask task(shards);
@@ -604,6 +610,82 @@ bool Engine::Get(uint64_t id, Shard::Entity* out) {
   shards_[target]->Send(&msg);
   task.done.Wait();
   return found;
+}
+
+Status Engine::GetMany(const std::vector<uint64_t>& ids, const std::string& kind,
+                       const std::vector<std::string>& columns, QueryResult* out,
+                       std::vector<uint64_t>* missing) {
+  out->Clear();
+  missing->clear();
+  const uint32_t shards = shard_count();
+  // Each shard looks up its own ids; the answer is reassembled in request order.
+  std::vector<std::vector<uint64_t>> part_ids(shards);
+  std::vector<std::vector<size_t>> part_pos(shards);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const uint32_t s = ShardOf(ids[i]);
+    part_ids[s].push_back(ids[i]);
+    part_pos[s].push_back(i);
+  }
+  std::vector<QueryResult> parts(shards);
+  std::vector<std::vector<uint8_t>> found(shards);
+  std::vector<Status> statuses(shards);
+  ForEachShard([&](Shard& sh, uint32_t s) {
+    statuses[s] =
+        sh.GetMany(part_ids[s].data(), part_ids[s].size(), kind, columns, &parts[s], &found[s]);
+  });
+  for (const Status& st : statuses) WORLDDB_RETURN_IF_ERROR(st);
+  // Row r of shard s's answer is the r-th id of its part that was found.
+  std::vector<std::pair<uint32_t, uint32_t>> where(ids.size(), {UINT32_MAX, 0});
+  for (uint32_t s = 0; s < shards; ++s) {
+    uint32_t row = 0;
+    for (size_t j = 0; j < part_pos[s].size(); ++j) {
+      if (found[s][j]) where[part_pos[s][j]] = {s, row++};
+    }
+  }
+  for (const ResultColumn& c : parts[0].columns) {
+    ResultColumn e{c.name, c.type, c.data};
+    std::visit([](auto& v) { v.clear(); }, e.data);
+    out->columns.push_back(std::move(e));
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (where[i].first == UINT32_MAX) {
+      missing->push_back(ids[i]);
+    } else {
+      AppendRow(parts[where[i].first], where[i].second, out);
+    }
+  }
+  out->count = out->ids.size();
+  return Status::Ok();
+}
+
+Engine::Stats Engine::GetStats() {
+  std::vector<std::vector<uint64_t>> per(shard_count());
+  std::vector<ShardMemory> mem(shard_count());
+  ForEachShard([&](Shard& s, uint32_t i) {
+    per[i] = s.CountByKind();
+    mem[i] = s.Memory();
+  });
+  Stats st;
+  const std::shared_ptr<const Schema> sc = schema();
+  st.schema_version = sc->version();
+  st.entities_per_kind.resize(sc->kinds().size());
+  for (size_t k = 0; k < sc->kinds().size(); ++k)
+    st.entities_per_kind[k].first = sc->kinds()[k].name;
+  for (uint32_t i = 0; i < shard_count(); ++i) {
+    for (size_t k = 0; k < per[i].size() && k < st.entities_per_kind.size(); ++k) {
+      st.entities_per_kind[k].second += per[i][k];
+      st.entities += per[i][k];
+    }
+    st.memory.tables += mem[i].tables;
+    st.memory.index += mem[i].index;
+    st.memory.id_map += mem[i].id_map;
+  }
+  st.last_ticket = last_ticket();
+  st.batches_applied = batches_applied_.load(std::memory_order_relaxed);
+  st.batches_refused = batches_refused_.load(std::memory_order_relaxed);
+  st.operations_applied = operations_applied_.load(std::memory_order_relaxed);
+  st.queries = queries_.load(std::memory_order_relaxed);
+  return st;
 }
 
 size_t Engine::size() {

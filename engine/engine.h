@@ -95,8 +95,25 @@ class Engine {
   void RunMany(const Query* queries, size_t n, QueryResult* outs, Status* statuses);
   Status Density(const DensityQuery& q, DensityResult* out);
   bool Get(uint64_t id, Shard::Entity* out);
+  // The entities among `ids` that exist (and are of `kind`, when set), as
+  // rows in the order of `ids`, with the projected `columns` (which need a
+  // kind); the ids not found (or of another kind) go to `missing`.
+  Status GetMany(const std::vector<uint64_t>& ids, const std::string& kind,
+                 const std::vector<std::string>& columns, QueryResult* out,
+                 std::vector<uint64_t>* missing);
 
   // ---- Introspection ----
+  struct Stats {
+    uint64_t entities = 0;
+    std::vector<std::pair<std::string, uint64_t>> entities_per_kind;
+    ShardMemory memory;
+    uint64_t schema_version = 0;
+    uint64_t last_ticket = 0;
+    // Since Open: write batches applied and refused, operations applied,
+    // queries answered (each query of a RunMany counts).
+    uint64_t batches_applied = 0, batches_refused = 0, operations_applied = 0, queries = 0;
+  };
+  Stats GetStats();
   size_t size();
   ShardMemory Memory();
   std::string CheckInvariants();
@@ -129,6 +146,10 @@ class Engine {
   CommitLog* log_ = nullptr;
   std::vector<std::unique_ptr<Runner>> shards_;
   alignas(64) std::atomic<uint64_t> next_ticket_{1};
+
+  // Counters for GetStats(): relaxed, one increment per call, not per row.
+  std::atomic<uint64_t> batches_applied_{0}, batches_refused_{0}, operations_applied_{0},
+      queries_{0};
 
   mutable std::mutex schema_mu_;  // schema changes and schema() only
   std::shared_ptr<const Schema> schema_;

@@ -881,6 +881,46 @@ bool Shard::Get(uint64_t id, Entity* out) const {
   return true;
 }
 
+Status Shard::GetMany(const uint64_t* ids, size_t n, const std::string& kind,
+                      const std::vector<std::string>& columns, QueryResult* out,
+                      std::vector<uint8_t>* found) const {
+  CompiledQuery cq;
+  WORLDDB_RETURN_IF_ERROR(Compile(kind, {}, columns, &cq));
+  if (!cq.columns.empty() && out->columns.size() != cq.columns.size()) {
+    const KindDef& def = schema_->kind(static_cast<uint16_t>(cq.kind));
+    out->columns.clear();
+    for (int c : cq.columns) {
+      out->columns.push_back(
+          {def.columns[c].name, def.columns[c].type, EmptyColumnData(def.columns[c].type)});
+    }
+  }
+  found->assign(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t* loc = id_map_.Find(ids[i]);
+    if (!loc) continue;
+    const IdMap::Location l = IdMap::Unpack(*loc);
+    if (cq.kind >= 0 && l.kind != cq.kind) continue;
+    const KindStore& ks = *kinds_[l.kind];
+    (*found)[i] = 1;
+    out->ids.push_back(ids[i]);
+    out->kinds.push_back(l.kind);
+    out->x.push_back(ks.tree.X(l.row));
+    out->y.push_back(ks.tree.Y(l.row));
+    out->z.push_back(ks.table.z(l.row));
+    for (size_t c = 0; c < cq.columns.size(); ++c) {
+      AppendColumn(ks.table.column(cq.columns[c]), l.row, &out->columns[c].data);
+    }
+  }
+  out->count = out->ids.size();
+  return Status::Ok();
+}
+
+std::vector<uint64_t> Shard::CountByKind() const {
+  std::vector<uint64_t> counts;
+  for (const auto& ks : kinds_) counts.push_back(ks->table.size());
+  return counts;
+}
+
 ShardMemory Shard::Memory() const {
   ShardMemory m;
   for (const auto& ks : kinds_) {

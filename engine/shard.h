@@ -84,6 +84,14 @@ class Shard {
     std::vector<Value> columns;
   };
   bool Get(uint64_t id, Entity* out) const;
+  // Appends the entities among ids[0, n) that exist (and are of `kind`, when
+  // set) to `out` as rows, with the projected `columns`; found[i] says which.
+  // Projected columns need a kind, as in queries.
+  Status GetMany(const uint64_t* ids, size_t n, const std::string& kind,
+                 const std::vector<std::string>& columns, QueryResult* out,
+                 std::vector<uint8_t>* found) const;
+  // Entities per kind id.
+  std::vector<uint64_t> CountByKind() const;
 
   ShardMemory Memory() const;
   std::string CheckInvariants() const;
