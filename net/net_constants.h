@@ -1,0 +1,30 @@
+// Limits and defaults of the network server (docs/protocol.md "Limits").
+// Each is the default of a daemon flag; the static_asserts keep the defaults
+// consistent with the 4-byte frame length and with one another.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace worlddb::net {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint16_t kDefaultPort = 7878;
+inline constexpr size_t kFrameHeaderBytes = 4;  // little-endian payload length
+inline constexpr size_t kDefaultMaxFrameBytes = size_t{16} << 20;
+inline constexpr size_t kDefaultMaxConnections = 1024;
+inline constexpr uint64_t kDefaultMaxResultRows = 1'000'000;
+inline constexpr size_t kDefaultMaxOutputBufferBytes = size_t{64} << 20;
+inline constexpr uint32_t kDefaultIdleTimeoutSeconds = 300;
+// FlatBuffers verifier limits for one inbound message.
+inline constexpr uint32_t kVerifierMaxDepth = 64;
+inline constexpr uint32_t kVerifierMaxTables = 1'000'000;
+
+static_assert(kDefaultMaxFrameBytes <= UINT32_MAX, "frame length must fit the 4-byte header");
+static_assert(kDefaultMaxFrameBytes < (size_t{1} << 31),
+              "FlatBuffers buffers are limited to 2 GiB");
+static_assert(kDefaultMaxOutputBufferBytes >= kDefaultMaxFrameBytes,
+              "the output cap must hold at least one maximal response");
+static_assert(kDefaultMaxConnections > 0 && kDefaultMaxResultRows > 0);
+
+}  // namespace worlddb::net
