@@ -185,43 +185,17 @@ void GridIndex::VisitRectCells(const Rect& rect, Visitor&& v) const {
   }
 }
 
-// Counting adds a cell's size without testing its entries when the cell lies
-// wholly inside the shape — the same shortcut QuadTree::CountCircle takes
-// with whole nodes, so the comparison stays like for like. The cell's box is
-// widened by kCellMargin because a point's cell comes from a rounded division.
-constexpr double kCellMargin = 1e-6;
-
-template <class Visitor>
-void GridIndex::VisitRectCellBoxes(const Rect& rect, Visitor&& v) const {
-  const size_t gx0 = Axis(rect.min_x), gx1 = Axis(rect.max_x);
-  const size_t gy0 = Axis(rect.min_y), gy1 = Axis(rect.max_y);
-  for (size_t gy = gy0; gy <= gy1; ++gy) {
-    for (size_t gx = gx0; gx <= gx1; ++gx) {
-      const Rect box{gx * cell_size_ - kCellMargin, gy * cell_size_ - kCellMargin,
-                     (gx + 1) * cell_size_ + kCellMargin, (gy + 1) * cell_size_ + kCellMargin};
-      v(cells_[gy * cells_per_side_ + gx], box);
-    }
-  }
-}
-
 size_t GridIndex::RadiusCount(double cx, double cy, double r) const {
   const double r2 = r * r;
   const double h = r + kBoxSlack;
   size_t count = 0;
-  VisitRectCellBoxes(Rect{cx - h, cy - h, cx + h, cy + h},
-                     [&](const std::vector<Entry>& cell, const Rect& b) {
-                       const double fx = std::max(std::fabs(b.min_x - cx), std::fabs(b.max_x - cx));
-                       const double fy = std::max(std::fabs(b.min_y - cy), std::fabs(b.max_y - cy));
-                       if (fx * fx + fy * fy <= r2) {
-                         count += cell.size();
-                         return;
-                       }
-                       for (const Entry& e : cell) {
-                         const double dx = e.x - cx;
-                         const double dy = e.y - cy;
-                         count += dx * dx + dy * dy <= r2;
-                       }
-                     });
+  VisitRectCells(Rect{cx - h, cy - h, cx + h, cy + h}, [&](const std::vector<Entry>& cell) {
+    for (const Entry& e : cell) {
+      const double dx = e.x - cx;
+      const double dy = e.y - cy;
+      count += dx * dx + dy * dy <= r2;
+    }
+  });
   return count;
 }
 
@@ -240,12 +214,7 @@ void GridIndex::RadiusIds(double cx, double cy, double r, std::vector<uint32_t>*
 
 size_t GridIndex::RectCount(const Rect& rect) const {
   size_t count = 0;
-  VisitRectCellBoxes(rect, [&](const std::vector<Entry>& cell, const Rect& b) {
-    if (rect.min_x <= b.min_x && b.max_x <= rect.max_x && rect.min_y <= b.min_y &&
-        b.max_y <= rect.max_y) {
-      count += cell.size();
-      return;
-    }
+  VisitRectCells(rect, [&](const std::vector<Entry>& cell) {
     for (const Entry& e : cell) count += rect.Contains(e.x, e.y);
   });
   return count;

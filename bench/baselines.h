@@ -111,9 +111,6 @@ class GridIndex {
 
   template <class Visitor>
   void VisitRectCells(const Rect& rect, Visitor&& v) const;
-  // v(cell, box): box is the cell's extent, slightly widened.
-  template <class Visitor>
-  void VisitRectCellBoxes(const Rect& rect, Visitor&& v) const;
 
   double cell_size_;
   size_t cells_per_side_;

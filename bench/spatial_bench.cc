@@ -78,8 +78,22 @@ class QuadTreeIndex {
   }
   void Move(uint32_t id, double x, double y) { tree_.Move(id - 1, x, y); }
 
-  size_t RadiusCount(double cx, double cy, double r) const { return tree_.CountCircle(cx, cy, r); }
-  size_t RectCount(const Rect& rect) const { return tree_.CountRect(rect); }
+  size_t RadiusCount(double cx, double cy, double r) const {
+    size_t count = 0;
+    tree_.VisitCircle(cx, cy, r, [&count](uint32_t, double, double) {
+      ++count;
+      return true;
+    });
+    return count;
+  }
+  size_t RectCount(const Rect& rect) const {
+    size_t count = 0;
+    tree_.VisitRect(rect, [&count](uint32_t, double, double) {
+      ++count;
+      return true;
+    });
+    return count;
+  }
   void Nearest(double cx, double cy, size_t k, std::vector<QuadTree::Neighbor>* out) const {
     tree_.Nearest(
         cx, cy, k, [](uint32_t) { return true; }, [](uint32_t row) { return uint64_t{row} + 1; },

@@ -737,15 +737,10 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
     for (uint16_t kd = first_kind; kd < end_kind; ++kd) {
       const QuadTree& tree = kinds_[kd]->tree;
       auto count = [&](uint32_t row, double, double) {
-        n += cq.Matches(row);
+        n += cq.preds.empty() || cq.Matches(row);
         return true;
       };
-      // Without predicates, nodes wholly inside the shape count in O(1).
-      if (q.shape == Shape::kCircle && cq.preds.empty())
-        n += tree.CountCircle(q.x, q.y, q.radius);
-      else if (q.shape == Shape::kRect && cq.preds.empty())
-        n += tree.CountRect(q.rect);
-      else if (q.shape == Shape::kCircle)
+      if (q.shape == Shape::kCircle)
         tree.VisitCircle(q.x, q.y, q.radius, count);
       else if (q.shape == Shape::kRect)
         tree.VisitRect(q.rect, count);

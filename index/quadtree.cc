@@ -19,7 +19,7 @@ QuadTree::~QuadTree() { FreeAll(); }
 void QuadTree::InitRoot() {
   nodes_.clear();
   nodes_.push_back(Node{world_.min_x, world_.min_y, world_.max_x, world_.max_y, kNil, kNil, nullptr,
-                        0, 0, 0, 0, static_cast<uint8_t>(kClosedX | kClosedY), 0});
+                        0, 0, 0, static_cast<uint8_t>(kClosedX | kClosedY), 0});
 }
 
 void QuadTree::FreeAll() {
@@ -164,7 +164,6 @@ uint32_t QuadTree::MakeChildren(uint32_t node) {
                          nullptr,
                          0,
                          0,
-                         0,
                          static_cast<uint8_t>(n.depth + 1),
                          flags,
                          0};
@@ -194,7 +193,6 @@ void QuadTree::Append(uint32_t leaf, uint32_t row, double x, double y) {
   Ys(*n)[slot] = y;
   Rows(*n)[slot] = row;
   SetRef(row, leaf, slot);
-  for (uint32_t a = leaf; a != kNil; a = nodes_[a].parent) ++nodes_[a].total;
   if (n->count > kLeafSplit && n->depth < kMaxDepth) Split(leaf);
 }
 
@@ -234,8 +232,6 @@ void QuadTree::Split(uint32_t leaf) {
     SetRef(rows[i], c + q, s);
   }
   FreeLeafData(old.data, old.cap_class);
-  for (uint32_t q = 0; q < 4; ++q)
-    nodes_[c + q].total = nodes_[c + q].count;  // the node's own total stays
   for (uint32_t q = 0; q < 4; ++q) {
     const Node& ch = nodes_[c + q];
     if (ch.count > kLeafSplit && ch.depth < kMaxDepth) Split(c + q);
@@ -256,7 +252,6 @@ void QuadTree::RemoveAt(uint32_t leaf, uint32_t slot) {
     SetRef(rows[slot], leaf, slot);
   }
   n.count = last;
-  for (uint32_t a = leaf; a != kNil; a = nodes_[a].parent) --nodes_[a].total;
   // Shrink with hysteresis: only when the entries would fit two classes down.
   if (n.cap_class >= 2 && n.count <= kCapTable.cap[n.cap_class - 2]) {
     ResizeLeaf(leaf, static_cast<uint8_t>(n.cap_class - 1));
@@ -294,7 +289,6 @@ void QuadTree::TryMerge(uint32_t leaf) {
       FreeLeafData(ch.data, ch.cap_class);
       ch.data = nullptr;
       ch.count = 0;
-      ch.total = 0;
       ch.cap_class = 0;
       ch.child = kNil;
       ch.parent = kNil;
@@ -374,8 +368,6 @@ void QuadTree::BulkInsert(const uint32_t* rows, const double* xs, const double* 
 void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t m,
                          const Rect* box) {
   if (m == 0) return;
-  nodes_[node].total +=
-      static_cast<uint32_t>(m);  // before any of the leaf's own entries join the batch
   std::vector<BulkEntry> merged;
   if (nodes_[node].child == kNil) {
     Node* n = &nodes_[node];
@@ -452,62 +444,6 @@ void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t
   }
 }
 
-template <class Inside, class Covers, class Match>
-size_t QuadTree::CountWhere(Inside&& box_may_hit, Covers&& box_inside, Match&& match) const {
-  size_t count = 0;
-  LeafBatch batch;  // as in VisitCircle: gather leaves, prefetch, then scan
-  auto scan = [&](const LeafBatch& b) {
-    for (uint32_t j = 0; j < b.size; ++j) {
-      const Node& n = nodes_[b.leaves[j]];
-      const double* xs = Xs(n);
-      const double* ys = xs + Cap(n);
-      for (uint32_t i = 0, e = n.count; i < e; ++i) count += match(xs[i], ys[i]) ? 1 : 0;
-    }
-  };
-  uint32_t stack[kStackSize];
-  size_t sp = 0;
-  stack[sp++] = 0;
-  while (sp > 0) {
-    const uint32_t idx = stack[--sp];
-    const Node& n = nodes_[idx];
-    if (n.total == 0 || !box_may_hit(n)) continue;
-    if (box_inside(n)) {
-      count += n.total;
-      continue;
-    }
-    if (n.child == kNil) {
-      if (batch.Add(idx, n)) {
-        scan(batch);
-        batch.size = 0;
-      }
-    } else {
-      PushChildren(n, stack, &sp);
-    }
-  }
-  scan(batch);
-  return count;
-}
-
-size_t QuadTree::CountCircle(double cx, double cy, double r) const {
-  const double rr = r * r;
-  return CountWhere([&](const Node& n) { return BoxMinD2(n, cx, cy) <= rr; },
-                    [&](const Node& n) { return BoxMaxD2(n, cx, cy) <= rr; },
-                    [&](double x, double y) { return SquaredDistance(x, y, cx, cy) <= rr; });
-}
-
-size_t QuadTree::CountRect(const Rect& rect) const {
-  return CountWhere(
-      [&](const Node& n) {
-        return rect.min_x <= n.max_x && n.min_x <= rect.max_x && rect.min_y <= n.max_y &&
-               n.min_y <= rect.max_y;
-      },
-      [&](const Node& n) {
-        return rect.min_x <= n.min_x && n.max_x <= rect.max_x && rect.min_y <= n.min_y &&
-               n.max_y <= rect.max_y;
-      },
-      [&](double x, double y) { return rect.Contains(x, y); });
-}
-
 std::vector<QuadTree::Neighbor>& QuadTree::NearestScratch() {
   thread_local std::vector<Neighbor> scratch;
   return scratch;
@@ -556,8 +492,6 @@ std::string QuadTree::CheckInvariants() const {
   std::ostringstream err;
   const auto fail = [&err]() -> std::ostringstream& { return err; };
   const Node& root = nodes_[0];
-  if (root.total != size_)
-    return "root total " + std::to_string(root.total) + " != size " + std::to_string(size_);
   if (root.parent != kNil || root.depth != 0 || root.flags != (kClosedX | kClosedY) ||
       root.min_x != world_.min_x || root.min_y != world_.min_y || root.max_x != world_.max_x ||
       root.max_y != world_.max_y) {
@@ -589,8 +523,6 @@ std::string QuadTree::CheckInvariants() const {
         }
       }
       entries += n.count;
-      if (n.total != n.count)
-        fail() << "leaf " << idx << " total " << n.total << " != count " << n.count;
       continue;
     }
     if (n.data != nullptr || n.count != 0) fail() << "internal node " << idx << " holds entries";
@@ -600,10 +532,8 @@ std::string QuadTree::CheckInvariants() const {
     }
     const double mx = Mid(n.min_x, n.max_x), my = Mid(n.min_y, n.max_y);
     uint32_t leaf_children = 0, total = 0;
-    uint64_t subtree = 0;
     for (uint32_t q = 0; q < 4; ++q) {
       const Node& ch = nodes_[n.child + q];
-      subtree += ch.total;
       const bool right = (q & 1) != 0, top = (q & 2) != 0;
       const uint8_t flags = static_cast<uint8_t>((right ? (n.flags & kClosedX) : 0) |
                                                  (top ? (n.flags & kClosedY) : 0));
@@ -619,8 +549,6 @@ std::string QuadTree::CheckInvariants() const {
       stack.push_back(n.child + q);
       ++reachable;
     }
-    if (subtree != n.total)
-      fail() << "node " << idx << " total " << n.total << " != children's " << subtree;
     if (leaf_children == 4 && total <= kLeafMerge)
       fail() << "node " << idx << " has 4 leaf children holding " << total << " (should merge)";
   }

@@ -107,11 +107,6 @@ class QuadTree {
   template <class Visitor>
   bool VisitAll(Visitor&& v) const;
 
-  // Number of entries matching VisitCircle / VisitRect, without visiting
-  // nodes that lie wholly inside the shape (their subtree totals are added).
-  size_t CountCircle(double cx, double cy, double r) const;
-  size_t CountRect(const Rect& rect) const;
-
   // The k entries nearest to (cx, cy) among those for which accept(row) is
   // true, ordered by (d2, key(row)) ascending; `out` is replaced.
   template <class Accept, class Key>
@@ -155,7 +150,6 @@ class QuadTree {
     uint32_t child;                     // first of 4 children; kNil for a leaf
     void* data;                         // leaf storage, nullptr when cap == 0
     uint32_t count;                     // leaf entries
-    uint32_t total;                     // entries in the subtree (== count for a leaf)
     uint8_t cap_class;                  // index into kCapTable
     uint8_t depth;
     uint8_t flags;  // kClosedX | kClosedY
@@ -267,17 +261,6 @@ class QuadTree {
 
   template <class Visitor>
   bool VisitSubtree(uint32_t node, Visitor& v) const;
-  template <class Inside, class Covers, class Match>
-  size_t CountWhere(Inside&& box_may_hit, Covers&& box_inside, Match&& match) const;
-
-  // Pushes an internal node's children for a depth-first walk, and starts
-  // loading them: the walk pops them soon, and each is a likely cache miss.
-  void PushChildren(const Node& n, uint32_t* stack, size_t* sp) const {
-    for (uint32_t q = 0; q < 4; ++q) {
-      __builtin_prefetch(&nodes_[n.child + 3 - q]);
-      stack[(*sp)++] = n.child + 3 - q;
-    }
-  }
 
   // Tests entries [0, count) with match(i) and calls visit(i) on the hits.
   // Tests run branch-free into a list of hit slots first, then the visitor
@@ -389,7 +372,7 @@ bool QuadTree::VisitSubtree(uint32_t node, Visitor& v) const {
         if (!v(rows[i], xs[i], ys[i])) return false;
       }
     } else {
-      PushChildren(n, stack, &sp);
+      for (uint32_t q = 0; q < 4; ++q) stack[sp++] = n.child + 3 - q;
     }
   }
   return true;
@@ -440,7 +423,7 @@ bool QuadTree::VisitCircle(double cx, double cy, double r, Visitor&& v) const {
         batch.size = 0;
       }
     } else {
-      PushChildren(n, stack, &sp);
+      for (uint32_t q = 0; q < 4; ++q) stack[sp++] = n.child + 3 - q;
     }
   }
   return scan(batch);
@@ -485,7 +468,7 @@ bool QuadTree::VisitRect(const Rect& rect, Visitor&& v) const {
         batch.size = 0;
       }
     } else {
-      PushChildren(n, stack, &sp);
+      for (uint32_t q = 0; q < 4; ++q) stack[sp++] = n.child + 3 - q;
     }
   }
   return scan(batch);
