@@ -473,6 +473,16 @@ TEST(ValidationAlignmentTest, BatchAtAnyAddressIsApplied) {
 namespace worlddb {
 namespace {
 
+// Applies `bytes` from an 8-byte aligned copy, so that only the layout inside
+// the buffer can be misaligned.
+Result<WriteStats> ApplyAlignedCopy(const std::vector<uint8_t>& bytes) {
+  std::vector<uint64_t> aligned((bytes.size() + 7) / 8);
+  std::memcpy(aligned.data(), bytes.data(), bytes.size());
+  EngineOptions o;
+  auto e = std::move(Engine::Open(o).value());
+  return e->Apply(reinterpret_cast<const uint8_t*>(aligned.data()), bytes.size());
+}
+
 // Regression (found by write_batch_fuzzer): a verified buffer whose Move
 // vector sits at a 4- but not 8-byte aligned offset is refused, not read.
 TEST(ValidationAlignmentTest, MisalignedMoveVectorIsRefused) {
@@ -482,11 +492,7 @@ TEST(ValidationAlignmentTest, MisalignedMoveVectorIsRefused) {
       0x0, 0x0, 0x0, 0x1, 0x0,  0x0,  0x0, 0x1,  0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,  0x0,
       0x0, 0x0, 0x0, 0x0, 0xf8, 0x7f, 0x0, 0x0,  0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x39, 0x0,
       0x0, 0x0, 0x0, 0x0, 0x0,  0x0,  0x8, 0x40, 0x0, 0x2, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,  0x7e};
-  std::vector<uint64_t> aligned((bytes.size() + 7) / 8);
-  std::memcpy(aligned.data(), bytes.data(), bytes.size());
-  EngineOptions o;
-  auto e = std::move(Engine::Open(o).value());
-  auto r = e->Apply(reinterpret_cast<const uint8_t*>(aligned.data()), bytes.size());
+  auto r = ApplyAlignedCopy(bytes);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
   EXPECT_NE(r.status().message().find("not 8-byte aligned"), std::string::npos)
@@ -540,11 +546,7 @@ TEST(ValidationAlignmentTest, MisalignedDeleteVectorIsRefused) {
       0x0,  0x0, 0x0, 0x1,  0x0, 0x0, 0x0, 0x0,  0x0,  0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x1, 0x0,
       0x0,  0x0, 0x1, 0x0,  0x0, 0x0, 0x0, 0x0,  0x0,  0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,
       0x40, 0x0, 0x0, 0x0,  0x0, 0x0, 0x0, 0x0,  0x40, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0};
-  std::vector<uint64_t> aligned((bytes.size() + 7) / 8);
-  std::memcpy(aligned.data(), bytes.data(), bytes.size());
-  EngineOptions o;
-  auto e = std::move(Engine::Open(o).value());
-  auto r = e->Apply(reinterpret_cast<const uint8_t*>(aligned.data()), bytes.size());
+  auto r = ApplyAlignedCopy(bytes);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << r.status().ToString();
   EXPECT_NE(r.status().message().find("deletes vector"), std::string::npos)
