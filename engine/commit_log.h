@@ -4,9 +4,9 @@
 // without one runs with durability "none".
 //
 // Contract
-//   * The engine calls Commit() once for every ticket (write batch or schema
-//     change), from the thread that issued the change, after every shard
-//     decided. Calls for different tickets may arrive concurrently and out of
+//   * The engine calls Commit() or Mark() once for every ticket (write batch,
+//     schema change, snapshot barrier), from the thread that issued it, after
+//     every shard reached it. Calls for different tickets may arrive concurrently and out of
 //     order; the implementation persists records in ticket order.
 //   * An empty `record` means the change was refused: nothing is logged, the
 //     call only lets later tickets through.
@@ -35,10 +35,26 @@ enum class RecordType : uint8_t {
   kSchemaChange = 2,  // a SchemaChange FlatBuffer (engine/batch.fbs)
 };
 
+// How durable a change must be before Commit() returns. A request may ask for
+// less than the log's mode, never for more.
+enum class Ack : uint8_t {
+  kMode = 0,     // what the log's mode promises (e.g. after fdatasync in "always")
+  kWritten = 1,  // once the record reached the kernel (survives a process crash)
+  kQueued = 2,   // once the record has its place in the log (lost if the process dies first)
+};
+
 class CommitLog {
  public:
   virtual ~CommitLog() = default;
-  virtual Status Commit(uint64_t ticket, RecordType type, std::span<const uint8_t> record) = 0;
+  virtual Status Commit(uint64_t ticket, RecordType type, std::span<const uint8_t> record,
+                        Ack ack = Ack::kMode) = 0;
+  // Passes `ticket` through like an empty Commit and returns the LSN of the
+  // last record logged before it: what the engine applied before that ticket
+  // is exactly records 1..LSN. The snapshot barrier uses it.
+  virtual Result<uint64_t> Mark(uint64_t ticket) = 0;
+  // Returns once records 1..lsn are as durable as the mode promises, or the
+  // error that stopped the log.
+  virtual Status WaitDurable(uint64_t lsn) = 0;
   // OK while writes may proceed; otherwise the error that stopped them.
   virtual Status Writable() const = 0;
 };

@@ -393,16 +393,16 @@ Result<WriteStats> Engine::Replay(RecordType type, const uint8_t* data, size_t s
   return ApplyBatch(*batch.value(), {data, size}, /*log=*/false);
 }
 
-Result<WriteStats> Engine::Apply(const uint8_t* data, size_t size) {
+Result<WriteStats> Engine::Apply(const uint8_t* data, size_t size, Ack ack) {
   std::vector<uint64_t> storage;
   data = Aligned(data, size, &storage);
   auto batch = VerifyBatch(data, size, options_);
   if (!batch.ok()) return batch.status();
-  return ApplyBatch(*batch.value(), {data, size}, /*log=*/true);
+  return ApplyBatch(*batch.value(), {data, size}, /*log=*/true, ack);
 }
 
 Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<const uint8_t> bytes,
-                                      bool log) {
+                                      bool log, Ack ack) {
   log = log && log_ != nullptr;
   if (log) WORLDDB_RETURN_IF_ERROR(log_->Writable());  // refuse before applying anything
   const uint32_t n = shard_count();
@@ -436,8 +436,8 @@ Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<con
   const bool failed = task.failed.load(std::memory_order_acquire);
   if (log) {
     // A refused batch is not logged but still passes its ticket to the log.
-    Status st =
-        log_->Commit(ticket, RecordType::kWriteBatch, failed ? std::span<const uint8_t>() : bytes);
+    Status st = log_->Commit(ticket, RecordType::kWriteBatch,
+                             failed ? std::span<const uint8_t>() : bytes, ack);
     if (!failed && !st.ok()) return st;
   }
   if (failed) {

@@ -84,7 +84,8 @@ class Engine {
   // ---- Writes ----
   // Verifies `data` as a WriteBatch, then applies it whole or not at all, and
   // returns once it is as durable as the commit log promises.
-  Result<WriteStats> Apply(const uint8_t* data, size_t size);
+  // `ack` may ask for less durability than the log's mode (engine/commit_log.h).
+  Result<WriteStats> Apply(const uint8_t* data, size_t size, Ack ack = Ack::kMode);
   // Ticket of the last write or schema change issued.
   uint64_t last_ticket() const { return next_ticket_.load(std::memory_order_acquire) - 1; }
 
@@ -138,7 +139,7 @@ class Engine {
   Status ChangeSchema(const SchemaFn& fn, const EncodeFn& encode, bool log);
   Status ApplyDecodedSchemaChange(const uint8_t* data, size_t size, bool log);
   Result<WriteStats> ApplyBatch(const fb::WriteBatch& batch, std::span<const uint8_t> bytes,
-                                bool log);
+                                bool log, Ack ack = Ack::kMode);
   static Result<const fb::WriteBatch*> VerifyBatch(const uint8_t* data, size_t size,
                                                    const EngineOptions& o);
 

@@ -10,7 +10,8 @@ PACKAGES=(
   flatbuffers-compiler libflatbuffers-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev                        # boost::geometry R-tree, benchmark baseline only
-  libcli11-dev                        # command-line flags of the tools
+  libcli11-dev                        # command-line flags (and config files) of the tools
+  libspdlog-dev                       # the server's log lines
 )
 
 missing=()
