@@ -15,7 +15,18 @@ inline constexpr size_t kDefaultMaxFrameBytes = size_t{16} << 20;
 inline constexpr size_t kDefaultMaxConnections = 1024;
 inline constexpr uint64_t kDefaultMaxResultRows = 1'000'000;
 inline constexpr size_t kDefaultMaxOutputBufferBytes = size_t{64} << 20;
-inline constexpr uint32_t kDefaultIdleTimeoutSeconds = 300;
+inline constexpr uint32_t kDefaultIdleTimeoutSeconds = 300;  // 0 = never
+// Threads that run blocking requests (writes, schema changes, snapshots) so
+// that the event loop never waits for the log; concurrent writes from
+// different connections share one group commit.
+inline constexpr uint32_t kDefaultWriterThreads = 4;
+inline constexpr uint32_t kMaxWriterThreads = 64;
+// Queries gathered from all connections into one Engine::RunMany call, at most.
+inline constexpr size_t kMaxQueriesPerRound = 4096;
+// Bytes read from a socket per read() call, at least.
+inline constexpr size_t kReadChunkBytes = size_t{64} << 10;
+// On shutdown, how long in-flight requests and unsent responses may take.
+inline constexpr uint32_t kShutdownDrainMillis = 10'000;
 // FlatBuffers verifier limits for one inbound message.
 inline constexpr uint32_t kVerifierMaxDepth = 64;
 inline constexpr uint32_t kVerifierMaxTables = 1'000'000;
@@ -26,5 +37,7 @@ static_assert(kDefaultMaxFrameBytes < (size_t{1} << 31),
 static_assert(kDefaultMaxOutputBufferBytes >= kDefaultMaxFrameBytes,
               "the output cap must hold at least one maximal response");
 static_assert(kDefaultMaxConnections > 0 && kDefaultMaxResultRows > 0);
+static_assert(kDefaultWriterThreads >= 1 && kDefaultWriterThreads <= kMaxWriterThreads);
+static_assert(kReadChunkBytes % 8 == 0, "read buffers keep payloads 8-byte aligned");
 
 }  // namespace worlddb::net

@@ -1,0 +1,117 @@
+// Dispatcher: turns one request payload (a Request FlatBuffer, the bytes of
+// one frame) into one response payload against an Engine.
+//
+// Every payload is verified first (flatbuffers::Verifier with the depth and
+// table limits of DispatchOptions); bytes that fail get a BadMessage error
+// response. Requests are split in three classes so that the server can batch
+// and never block its event loop:
+//   * inline (hello, ping, get by ids, density, list kinds, stats): answered
+//     by Begin() at once;
+//   * queries (radius, rectangle, kNN, count): Begin() decodes them into a
+//     worlddb::Query; the server runs many of them, from many connections, in
+//     one Engine::RunMany and encodes each answer with FinishQuery();
+//   * blocking (write batch, create/alter kind, snapshot): they wait for the
+//     log, so the server runs them with RunBlocking() on a writer thread.
+// Handle() does all three synchronously (tests, the fuzzer).
+//
+// Ownership and threads: the Dispatcher does not own the Engine, which must
+// outlive it. Its methods are const and may be called from any number of
+// threads at once; each call uses only its arguments (the caller owns the
+// FlatBufferBuilder, Session and scratch storage).
+#pragma once
+
+#include <flatbuffers/flatbuffers.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/status.h"
+#include "net/auth.h"
+#include "net/net_constants.h"
+#include "net/protocol_generated.h"
+
+namespace worlddb::net {
+
+// What a snapshot hook reports (the SnapshotReply).
+struct SnapshotResult {
+  uint64_t lsn = 0, entities = 0, bytes = 0;
+  std::string path;
+};
+
+struct DispatchOptions {
+  uint64_t max_result_rows = kDefaultMaxResultRows;
+  size_t max_frame_bytes = kDefaultMaxFrameBytes;  // reported in HelloReply
+  uint32_t verifier_max_depth = kVerifierMaxDepth;
+  uint32_t verifier_max_tables = kVerifierMaxTables;
+  // Null: auth off, every connection may do everything.
+  const TokenTable* tokens = nullptr;
+  // Absent: snapshot requests get NotYetAvailable.
+  std::function<Result<SnapshotResult>()> snapshot;
+  // Absent: always writable. Reported by stats; a write is refused with its
+  // error before it reaches the engine.
+  std::function<Status()> writable;
+  // Open connections, for stats. Absent: 0.
+  std::function<uint64_t()> connections;
+};
+
+// Per-connection protocol state.
+struct Session {
+  Role role = Role::kNone;  // with auth off, Begin() treats it as admin
+};
+
+// Why the Verifier's alignment checks are not enough: FlatBuffers 2.0.8 checks
+// a vector's 4-byte length field, not the alignment of its 8-byte elements.
+// Returns `data`, or a copy of it in `storage` when `data` is not 8-byte
+// aligned (the verifier checks scalar alignment relative to the buffer start).
+const uint8_t* AlignPayload(const uint8_t* data, size_t size, std::vector<uint64_t>* storage);
+
+// The protocol error code for an engine status.
+fb::ErrorCode ErrorCodeOf(StatusCode code);
+
+class Dispatcher {
+ public:
+  Dispatcher(Engine* engine, DispatchOptions options);
+
+  enum class Next : uint8_t {
+    kAnswered,  // the response is finished in the builder
+    kQuery,     // run `*query` (with others), then FinishQuery
+    kBlocking,  // run RunBlocking on a writer thread with the same bytes
+  };
+
+  // `data` must be 8-byte aligned (AlignPayload). Verifies, checks auth and
+  // roles, and answers inline requests and every error into `fbb` (cleared
+  // first). *request_id is the request's id (0 when unreadable).
+  Next Begin(const uint8_t* data, size_t size, Session* session,
+             flatbuffers::FlatBufferBuilder* fbb, Query* query, uint64_t* request_id) const;
+
+  // Encodes the answer to a query Begin() prepared, given RunMany's status and
+  // result for it.
+  void FinishQuery(uint64_t request_id, const Query& query, const Status& status,
+                   const QueryResult& result, flatbuffers::FlatBufferBuilder* fbb) const;
+
+  // Runs a request Begin() classified as kBlocking. `data` is the same
+  // (aligned) bytes; they are trusted to have passed Begin().
+  void RunBlocking(const uint8_t* data, size_t size, flatbuffers::FlatBufferBuilder* fbb) const;
+
+  // Everything at once, for tests and the fuzzer: the response payload.
+  void Handle(const uint8_t* data, size_t size, Session* session,
+              std::vector<uint8_t>* response) const;
+
+  // An error response, e.g. for a frame the server refuses.
+  static void EncodeError(uint64_t request_id, fb::ErrorCode code, const std::string& message,
+                          flatbuffers::FlatBufferBuilder* fbb);
+
+  const DispatchOptions& options() const { return options_; }
+
+ private:
+  void Inline(const fb::Request& req, Session* session, flatbuffers::FlatBufferBuilder* fbb) const;
+  Status DecodeQuery(const fb::QueryRequest& q, Query* out) const;
+
+  Engine* engine_;
+  DispatchOptions options_;
+};
+
+}  // namespace worlddb::net

@@ -1,0 +1,610 @@
+#include "net/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "net/frame.h"
+
+namespace worlddb::net {
+
+namespace {
+
+constexpr uint64_t kListenTag = 1;
+constexpr uint64_t kWakeTag = 2;
+
+std::string Errno(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+std::string PeerName(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
+    return std::string(buf) + ":" + std::to_string(ntohs(a->sin_port));
+  }
+  const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+  inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
+  return "[" + std::string(buf) + "]:" + std::to_string(ntohs(a->sin6_port));
+}
+
+}  // namespace
+
+// A blocking request on its way to a writer thread and back.
+struct Server::Job {
+  uint64_t conn_id = 0;
+  std::vector<uint64_t> payload;  // 8-byte aligned copy of the request
+  size_t size = 0;
+  std::vector<uint8_t> response;  // framed
+};
+
+// One response of the current round, in request order: a query's answer
+// (query >= 0) or bytes already encoded into the arena.
+struct Server::Entry {
+  Connection* conn;
+  uint64_t request_id;
+  int64_t query;  // index into queries_, or -1
+  size_t arena_off, arena_len;
+  Job* job;  // a blocking request to submit once the earlier answers are out
+};
+
+bool IsLoopbackAddress(const std::string& address) {
+  if (address == "localhost") return true;
+  in_addr a4;
+  if (inet_pton(AF_INET, address.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  in6_addr a6;
+  if (inet_pton(AF_INET6, address.c_str(), &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+  return false;
+}
+
+Status ValidateServerOptions(const ServerOptions& o) {
+  if (o.max_frame_bytes < 64 || o.max_frame_bytes > (size_t{1} << 31) - 1) {
+    return Status::InvalidArgument("max frame bytes " + std::to_string(o.max_frame_bytes) +
+                                   " must be between 64 and 2147483647");
+  }
+  if (o.max_connections == 0) return Status::InvalidArgument("max connections must be at least 1");
+  if (o.max_result_rows == 0) return Status::InvalidArgument("max result rows must be at least 1");
+  if (o.max_output_buffer_bytes < o.max_frame_bytes + kFrameHeaderBytes) {
+    return Status::InvalidArgument("max output buffer bytes (" +
+                                   std::to_string(o.max_output_buffer_bytes) +
+                                   ") must hold at least one maximal frame (max frame bytes " +
+                                   std::to_string(o.max_frame_bytes) + " + 4)");
+  }
+  if (o.writer_threads < 1 || o.writer_threads > kMaxWriterThreads) {
+    return Status::InvalidArgument("writer threads must be between 1 and " +
+                                   std::to_string(kMaxWriterThreads));
+  }
+  if (!o.tokens && !o.allow_remote_without_auth && !IsLoopbackAddress(o.listen)) {
+    return Status::InvalidArgument(
+        "refusing to listen on " + o.listen +
+        " (not a loopback address) without auth: give --auth-file, or "
+        "--allow-remote-without-auth if anyone who can reach this address may read and write "
+        "the world");
+  }
+  return Status::Ok();
+}
+
+Server::Server(Engine* engine, ServerOptions options)
+    : engine_(engine), options_(std::move(options)) {
+  DispatchOptions d;
+  d.max_result_rows = options_.max_result_rows;
+  d.max_frame_bytes = options_.max_frame_bytes;
+  d.tokens = options_.tokens;
+  d.snapshot = options_.snapshot;
+  d.writable = options_.writable;
+  d.connections = [this] { return static_cast<uint64_t>(connections()); };
+  dispatcher_ = std::make_unique<Dispatcher>(engine_, std::move(d));
+}
+
+Result<std::unique_ptr<Server>> Server::Start(Engine* engine, ServerOptions options) {
+  WORLDDB_RETURN_IF_ERROR(ValidateServerOptions(options));
+  std::unique_ptr<Server> s(new Server(engine, std::move(options)));
+  const std::string host = s->options_.listen == "localhost" ? "127.0.0.1" : s->options_.listen;
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  in_addr a4;
+  in6_addr a6;
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    sa->sin_addr = a4;
+    sa->sin_port = htons(s->options_.port);
+    len = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &a6) == 1) {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_addr = a6;
+    sa->sin6_port = htons(s->options_.port);
+    len = sizeof(sockaddr_in6);
+    s->ipv6_ = true;
+  } else {
+    return Status::InvalidArgument("listen address `" + s->options_.listen +
+                                   "` is not an IPv4 or IPv6 address (or localhost)");
+  }
+  s->listen_fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (s->listen_fd_ < 0) return Status::IOError(Errno("socket"));
+  int one = 1;
+  ::setsockopt(s->listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (::bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    return Status::IOError("cannot listen on " + s->options_.listen + " port " +
+                           std::to_string(s->options_.port) + ": " + std::strerror(errno));
+  }
+  if (::listen(s->listen_fd_, 1024) != 0) return Status::IOError(Errno("listen"));
+  sockaddr_storage bound{};
+  socklen_t blen = sizeof(bound);
+  ::getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&bound), &blen);
+  s->port_ = bound.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)
+                                        : ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  s->epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (s->epoll_fd_ < 0) return Status::IOError(Errno("epoll_create1"));
+  s->wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (s->wake_fd_ < 0) return Status::IOError(Errno("eventfd"));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenTag;
+  if (::epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, s->listen_fd_, &ev) != 0) {
+    return Status::IOError(Errno("epoll_ctl"));
+  }
+  ev.data.u64 = kWakeTag;
+  if (::epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, s->wake_fd_, &ev) != 0) {
+    return Status::IOError(Errno("epoll_ctl"));
+  }
+  for (uint32_t i = 0; i < s->options_.writer_threads; ++i) {
+    s->writers_.emplace_back([p = s.get()] { p->WriterLoop(); });
+  }
+  return s;
+}
+
+Server::~Server() {
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    writers_stop_ = true;
+  }
+  jobs_cv_.notify_all();
+  for (std::thread& t : writers_) t.join();
+  conns_.clear();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+std::string Server::address() const {
+  const std::string host = options_.listen == "localhost" ? "127.0.0.1" : options_.listen;
+  return (ipv6_ ? "[" + host + "]" : host) + ":" + std::to_string(port_);
+}
+
+void Server::Stop() {
+  stopping_.store(true, std::memory_order_release);
+  const uint64_t one = 1;
+  // write() is async-signal-safe; a full counter still wakes the loop.
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
+}
+
+// ---- writer threads ----
+
+void Server::Submit(std::unique_ptr<Job> job) {
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    jobs_.push_back(std::move(job));
+  }
+  jobs_cv_.notify_one();
+}
+
+void Server::WriterLoop() {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  for (;;) {
+    std::unique_ptr<Job> job;
+    {
+      std::unique_lock<std::mutex> lock(jobs_mu_);
+      jobs_cv_.wait(lock, [&] { return writers_stop_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    dispatcher_->RunBlocking(reinterpret_cast<const uint8_t*>(job->payload.data()), job->size,
+                             &fbb);
+    if (fbb.GetSize() > options_.max_frame_bytes) {
+      Dispatcher::EncodeError(0, fb::ErrorCode_ResourceExhausted,
+                              "response exceeds the frame limit", &fbb);
+    }
+    AppendFrame({fbb.GetBufferPointer(), fbb.GetSize()}, &job->response);
+    {
+      std::lock_guard<std::mutex> lock(done_mu_);
+      done_.push_back(std::move(job));
+    }
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void Server::DrainCompletions(std::vector<Connection*>* active) {
+  std::vector<std::unique_ptr<Job>> done;
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    done.swap(done_);
+  }
+  for (auto& job : done) {
+    auto it = conns_.find(job->conn_id);
+    if (it == conns_.end()) continue;  // closed meanwhile; the write still happened whole
+    Connection* c = it->second.get();
+    c->AppendRaw(job->response);
+    c->busy = false;
+    MarkActive(c, active);
+  }
+}
+
+// ---- event loop ----
+
+void Server::MarkActive(Connection* c, std::vector<Connection*>* active) {
+  if (!c->active) {
+    c->active = true;
+    active->push_back(c);
+  }
+}
+
+void Server::Accept() {
+  for (;;) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    const int fd =
+        ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        spdlog::warn("accept failed: {}", std::strerror(errno));
+      }
+      return;
+    }
+    const std::string peer = PeerName(ss);
+    if (conns_.size() >= options_.max_connections) {
+      flatbuffers::FlatBufferBuilder fbb(256);
+      Dispatcher::EncodeError(0, fb::ErrorCode_ResourceExhausted,
+                              "too many connections (the server's --max-connections is " +
+                                  std::to_string(options_.max_connections) + ")",
+                              &fbb);
+      std::vector<uint8_t> frame;
+      AppendFrame({fbb.GetBufferPointer(), fbb.GetSize()}, &frame);
+      [[maybe_unused]] ssize_t n = ::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL);
+      ::close(fd);
+      spdlog::warn("refused connection from {}: {} connections open (--max-connections)", peer,
+                   conns_.size());
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    const uint64_t id = next_conn_id_++;
+    auto c = std::make_unique<Connection>(fd, id, peer);
+    c->events = EPOLLIN;
+    epoll_event ev{};
+    ev.events = c->events;
+    ev.data.u64 = id;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      spdlog::warn("connection from {}: epoll_ctl failed: {}", peer, std::strerror(errno));
+      continue;
+    }
+    spdlog::debug("connection {} from {}", id, peer);
+    conns_.emplace(id, std::move(c));
+    open_connections_.store(conns_.size(), std::memory_order_relaxed);
+  }
+}
+
+void Server::ReadFrom(Connection* c) {
+  if (c->read_closed || c->closing) return;
+  // Read what is there, but bound the bytes per iteration so that one fast
+  // sender cannot starve the others.
+  size_t total = 0;
+  while (total < 4 * kReadChunkBytes) {
+    size_t want = kReadChunkBytes;
+    const FrameView v = PeekFrame(c->in_data(), c->in_size(), options_.max_frame_bytes);
+    if (v.state == FrameView::State::kNeedMore && c->in_size() >= kFrameHeaderBytes) {
+      want = v.frame_bytes() - c->in_size();  // room for the whole frame
+    }
+    const ssize_t n = c->ReadSome(want);
+    if (n > 0) {
+      total += static_cast<size_t>(n);
+      c->last_active = Connection::Clock::now();
+      continue;
+    }
+    if (n == 0) {
+      c->read_closed = true;
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    c->close_reason = std::string("read error: ") + std::strerror(errno);
+    c->closing = c->close_now = true;
+    return;
+  }
+}
+
+void Server::Respond(Connection* c, const flatbuffers::FlatBufferBuilder& fbb) {
+  const uint8_t* p = fbb.GetBufferPointer();
+  size_t n = fbb.GetSize();
+  flatbuffers::FlatBufferBuilder err(0);
+  if (n > options_.max_frame_bytes) {
+    // The client's reader would refuse it as a broken frame; say why instead.
+    const auto* r = flatbuffers::GetRoot<fb::Response>(p);
+    Dispatcher::EncodeError(
+        r->request_id(), fb::ErrorCode_ResourceExhausted,
+        "the response would be " + std::to_string(n) + " bytes, over the frame limit of " +
+            std::to_string(options_.max_frame_bytes) + " (--max-frame-bytes); ask for fewer rows",
+        &err);
+    p = err.GetBufferPointer();
+    n = err.GetSize();
+  }
+  if (c->round_entries == 0) {
+    c->AppendFrame({p, n});
+    return;
+  }
+  // Earlier requests of this connection still wait for RunMany: keep order.
+  const size_t off = arena_.size();
+  AppendFrame({p, n}, &arena_);
+  entries_.push_back({c, 0, -1, off, arena_.size() - off, nullptr});
+  ++c->round_entries;
+}
+
+// Parses and dispatches the complete frames in c's input buffer. Returns true
+// when it stopped early with frames left (the round is full).
+bool Server::ParseFrames(Connection* c) {
+  while (!c->busy && !c->closing) {
+    const FrameView v = PeekFrame(c->in_data(), c->in_size(), options_.max_frame_bytes);
+    if (v.state == FrameView::State::kNeedMore) return false;
+    if (v.state == FrameView::State::kTooLarge) {
+      flatbuffers::FlatBufferBuilder fbb(256);
+      Dispatcher::EncodeError(0, fb::ErrorCode_BadMessage,
+                              "frame of " + std::to_string(v.payload_bytes) +
+                                  " bytes exceeds the limit of " +
+                                  std::to_string(options_.max_frame_bytes) +
+                                  " (--max-frame-bytes); closing the connection",
+                              &fbb);
+      Respond(c, fbb);
+      c->DiscardInput();
+      c->read_closed = true;
+      c->closing = true;
+      c->close_reason =
+          "broken frame: length " + std::to_string(v.payload_bytes) + " over the limit";
+      return false;
+    }
+    if (nq_ >= kMaxQueriesPerRound) return true;
+    const uint8_t* payload =
+        AlignPayload(c->in_data() + kFrameHeaderBytes, v.payload_bytes, &align_scratch_);
+    // Query objects are reused across rounds so that their strings and
+    // vectors keep their capacity.
+    const size_t qi = nq_;
+    if (queries_.size() <= qi) {
+      queries_.resize(qi + 1);
+      results_.resize(qi + 1);
+      statuses_.resize(qi + 1);
+    }
+    uint64_t rid = 0;
+    const Dispatcher::Next next =
+        dispatcher_->Begin(payload, v.payload_bytes, &c->session, &fbb_, &queries_[qi], &rid);
+    switch (next) {
+      case Dispatcher::Next::kAnswered:
+        Respond(c, fbb_);
+        break;
+      case Dispatcher::Next::kQuery:
+        entries_.push_back({c, rid, static_cast<int64_t>(qi), 0, 0, nullptr});
+        ++nq_;
+        ++c->round_entries;
+        break;
+      case Dispatcher::Next::kBlocking: {
+        auto job = std::make_unique<Job>();
+        job->conn_id = c->id();
+        job->size = v.payload_bytes;
+        job->payload.resize((v.payload_bytes + 7) / 8);
+        std::memcpy(job->payload.data(), payload, v.payload_bytes);
+        c->busy = true;
+        if (c->round_entries == 0) {
+          Submit(std::move(job));
+        } else {
+          entries_.push_back({c, rid, -1, 0, 0, job.get()});
+          deferred_jobs_.push_back(std::move(job));
+          ++c->round_entries;
+        }
+        break;
+      }
+    }
+    c->Consume(v.frame_bytes());
+  }
+  return false;
+}
+
+void Server::RunRound() {
+  if (nq_ > 0) {
+    engine_->RunMany(queries_.data(), nq_, results_.data(), statuses_.data());
+  }
+  for (const Entry& e : entries_) {
+    Connection* c = e.conn;
+    if (e.query >= 0) {
+      const auto i = static_cast<size_t>(e.query);
+      dispatcher_->FinishQuery(e.request_id, queries_[i], statuses_[i], results_[i], &fbb_);
+      c->round_entries = 0;  // so that Respond appends directly
+      Respond(c, fbb_);
+    } else if (e.job) {
+      for (auto& j : deferred_jobs_) {
+        if (j.get() == e.job) Submit(std::move(j));
+      }
+    } else {
+      c->AppendRaw({arena_.data() + e.arena_off, e.arena_len});
+    }
+    c->round_entries = 0;
+  }
+  entries_.clear();
+  arena_.clear();
+  deferred_jobs_.clear();
+  nq_ = 0;
+}
+
+void Server::Process(std::vector<Connection*>& active) {
+  // Rounds: every connection contributes its ready frames (queries up to the
+  // round's cap); one RunMany answers the round's queries.
+  for (;;) {
+    bool more = false;
+    for (Connection* c : active) {
+      if (c->in_size() >= kFrameHeaderBytes) more |= ParseFrames(c);
+    }
+    RunRound();
+    if (!more) break;
+  }
+}
+
+void Server::UpdateEvents(Connection* c) {
+  uint32_t want = 0;
+  // A busy connection's later requests wait; stop reading once a whole frame
+  // is buffered so that a pipelining client cannot grow our input buffer.
+  const bool input_full = PeekFrame(c->in_data(), c->in_size(), options_.max_frame_bytes).state !=
+                          FrameView::State::kNeedMore;
+  if (!c->read_closed && !c->closing && !stopping_.load(std::memory_order_relaxed) &&
+      !(c->busy && input_full)) {
+    want |= EPOLLIN;
+  }
+  if (c->pending_output() > 0) want |= EPOLLOUT;
+  if (want == c->events) return;
+  epoll_event ev{};
+  ev.events = want;
+  ev.data.u64 = c->id();
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd(), &ev);
+  c->events = want;
+}
+
+void Server::CloseConnection(Connection* c) {
+  if (!c->close_reason.empty()) {
+    spdlog::info("closing connection {} from {}: {}", c->id(), c->peer(), c->close_reason);
+  } else {
+    spdlog::debug("connection {} from {} closed", c->id(), c->peer());
+  }
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd(), nullptr);
+  conns_.erase(c->id());
+  open_connections_.store(conns_.size(), std::memory_order_relaxed);
+}
+
+Status Server::Run() {
+  spdlog::info("listening on {}", address());
+  std::vector<epoll_event> events(256);
+  std::vector<Connection*> active;
+  bool draining = false;
+  Connection::Clock::time_point drain_deadline{};
+  auto last_idle_check = Connection::Clock::now();
+  for (;;) {
+    int timeout = 1000;
+    if (options_.idle_timeout_ms && options_.idle_timeout_ms / 4 < 1000) {
+      timeout = static_cast<int>(std::max<uint32_t>(options_.idle_timeout_ms / 4, 1));
+    }
+    if (draining) timeout = 20;
+    const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout);
+    if (n < 0 && errno != EINTR) return Status::IOError(Errno("epoll_wait"));
+    active.clear();
+    for (int i = 0; i < n; ++i) {
+      const uint64_t tag = events[i].data.u64;
+      if (tag == kListenTag) {
+        if (!draining) Accept();
+        continue;
+      }
+      if (tag == kWakeTag) {
+        uint64_t v;
+        [[maybe_unused]] ssize_t r = ::read(wake_fd_, &v, sizeof(v));
+        continue;
+      }
+      auto it = conns_.find(tag);
+      if (it == conns_.end()) continue;
+      Connection* c = it->second.get();
+      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        if (!draining) ReadFrom(c);
+        if (draining && (events[i].events & (EPOLLHUP | EPOLLERR))) c->read_closed = true;
+      }
+      MarkActive(c, &active);
+    }
+    DrainCompletions(&active);
+    if (!draining && stopping_.load(std::memory_order_acquire)) {
+      draining = true;
+      drain_deadline = Connection::Clock::now() + std::chrono::milliseconds(kShutdownDrainMillis);
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+      ::close(listen_fd_);
+      listen_fd_ = -1;
+      spdlog::info("stopping: no longer accepting; finishing requests in flight on {} connections",
+                   conns_.size());
+      // The requests already received are finished too.
+      for (auto& [id, c] : conns_) MarkActive(c.get(), &active);
+    }
+    Process(active);
+    for (Connection* c : active) {
+      c->active = false;
+      if (!c->close_now && c->pending_output() > 0 && !c->Flush()) {
+        c->close_reason = std::string("write error: ") + std::strerror(errno);
+        c->close_now = true;
+      }
+      if (c->pending_output() > options_.max_output_buffer_bytes) {
+        c->close_reason = "the client does not read its responses (" +
+                          std::to_string(c->pending_output()) +
+                          " bytes unsent, over --max-output-buffer-bytes)";
+        c->close_now = true;
+      }
+      const bool done = !c->busy && c->pending_output() == 0 &&
+                        PeekFrame(c->in_data(), c->in_size(), options_.max_frame_bytes).state !=
+                            FrameView::State::kFrame;
+      if (c->close_now || ((c->closing || c->read_closed) && done)) {
+        if (c->busy) {
+          // Its write still runs; the completion finds no connection and is dropped.
+        }
+        CloseConnection(c);
+        continue;
+      }
+      UpdateEvents(c);
+    }
+    const auto now = Connection::Clock::now();
+    if (options_.idle_timeout_ms && !draining &&
+        now - last_idle_check >= std::chrono::milliseconds(std::min<uint32_t>(
+                                     std::max<uint32_t>(options_.idle_timeout_ms / 4, 1), 1000))) {
+      last_idle_check = now;
+      std::vector<Connection*> idle;
+      for (auto& [id, c] : conns_) {
+        if (!c->busy && c->pending_output() == 0 &&
+            now - c->last_active >= std::chrono::milliseconds(options_.idle_timeout_ms)) {
+          idle.push_back(c.get());
+        }
+      }
+      for (Connection* c : idle) {
+        c->close_reason =
+            "idle for " + std::to_string(options_.idle_timeout_ms) + " ms (--idle-timeout)";
+        CloseConnection(c);
+      }
+    }
+    if (draining) {
+      bool finished = true;
+      for (auto& [id, c] : conns_) {
+        if (c->busy || c->pending_output() > 0 ||
+            PeekFrame(c->in_data(), c->in_size(), options_.max_frame_bytes).state ==
+                FrameView::State::kFrame) {
+          finished = false;
+        }
+      }
+      if (finished || now >= drain_deadline) {
+        if (!finished) spdlog::warn("stopping: drain deadline passed with work unfinished");
+        break;
+      }
+    }
+  }
+  // Nothing is in flight (or the deadline passed); stop the writers.
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    writers_stop_ = true;
+  }
+  jobs_cv_.notify_all();
+  for (std::thread& t : writers_) t.join();
+  writers_.clear();
+  const size_t open = conns_.size();
+  conns_.clear();
+  open_connections_.store(0, std::memory_order_relaxed);
+  spdlog::info("stopped; closed {} connections", open);
+  return Status::Ok();
+}
+
+}  // namespace worlddb::net

@@ -1,0 +1,142 @@
+// Server: the TCP front of an Engine (docs/protocol.md, docs/ARCHITECTURE.md
+// "Server").
+//
+// Threading model:
+//   * One event-loop thread (the caller of Run()) owns the listening socket
+//     and every connection: epoll (level-triggered), non-blocking sockets,
+//     TCP_NODELAY. It reads, verifies and dispatches requests, and writes
+//     responses with one send() per connection per loop iteration.
+//   * Queries from every connection that are ready in one iteration go to the
+//     engine's shards in ONE Engine::RunMany call.
+//   * Blocking requests (write batches, schema changes, snapshots) run on
+//     `writer_threads` threads, so the loop never waits for the log and
+//     concurrent writes from different connections share one group commit.
+//   * Requests on one connection are executed in order: while a connection's
+//     blocking request runs, its later requests wait (in its input buffer),
+//     so a query pipelined after a write sees that write. Responses come back
+//     in request order.
+//
+// Ownership: the Server does not own the Engine (or the TokenTable in
+// options), which must outlive it.
+// Stop() may be called from any thread and from a signal handler.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/engine.h"
+#include "net/auth.h"
+#include "net/connection.h"
+#include "net/dispatch.h"
+#include "net/net_constants.h"
+
+namespace worlddb::net {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1";  // IPv4 or IPv6 literal, or "localhost"
+  uint16_t port = kDefaultPort;      // 0: an ephemeral port (see Server::port())
+  size_t max_frame_bytes = kDefaultMaxFrameBytes;
+  size_t max_connections = kDefaultMaxConnections;
+  uint64_t max_result_rows = kDefaultMaxResultRows;
+  size_t max_output_buffer_bytes = kDefaultMaxOutputBufferBytes;
+  uint32_t idle_timeout_ms = kDefaultIdleTimeoutSeconds * 1000;  // 0: never
+  uint32_t writer_threads = kDefaultWriterThreads;
+  // Null: auth off. Not owned.
+  const TokenTable* tokens = nullptr;
+  // Without auth, only loopback addresses may be listened on unless this is set.
+  bool allow_remote_without_auth = false;
+  // Hooks (see DispatchOptions): absent snapshot -> NotYetAvailable; absent
+  // writable -> always writable.
+  std::function<Result<SnapshotResult>()> snapshot;
+  std::function<Status()> writable;
+};
+
+// Checks option values and the remote-without-auth rule; the error names the
+// option.
+Status ValidateServerOptions(const ServerOptions& options);
+bool IsLoopbackAddress(const std::string& address);
+
+class Server {
+ public:
+  // Validates the options, binds and listens (so port() is known), starts
+  // the writer threads. Does not serve until Run().
+  static Result<std::unique_ptr<Server>> Start(Engine* engine, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  uint16_t port() const { return port_; }
+  // "127.0.0.1:7878" or "[::1]:7878".
+  std::string address() const;
+
+  // Serves until Stop(): then stops accepting and reading, finishes the
+  // requests already received (and their responses) within
+  // kShutdownDrainMillis, closes every connection and returns.
+  Status Run();
+  // Async-signal-safe.
+  void Stop();
+
+  size_t connections() const { return open_connections_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Job;
+  struct Entry;
+
+  Server(Engine* engine, ServerOptions options);
+  void Accept();
+  void ReadFrom(Connection* c);
+  void Process(std::vector<Connection*>& active);
+  bool ParseFrames(Connection* c);
+  void RunRound();
+  void Respond(Connection* c, const flatbuffers::FlatBufferBuilder& fbb);
+  void Submit(std::unique_ptr<Job> job);
+  void WriterLoop();
+  void DrainCompletions(std::vector<Connection*>* active);
+  void UpdateEvents(Connection* c);
+  void CloseConnection(Connection* c);
+  void MarkActive(Connection* c, std::vector<Connection*>* active);
+
+  Engine* engine_;
+  ServerOptions options_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  int listen_fd_ = -1, epoll_fd_ = -1, wake_fd_ = -1;
+  uint16_t port_ = 0;
+  bool ipv6_ = false;
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> open_connections_{0};
+
+  // Event-loop state.
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
+  uint64_t next_conn_id_ = 16;
+  flatbuffers::FlatBufferBuilder fbb_{1 << 16};
+  std::vector<uint64_t> align_scratch_;
+  // The current round: queries for RunMany and, in order, the responses
+  // waiting for them.
+  std::vector<Query> queries_;  // the first nq_ are this round's
+  size_t nq_ = 0;
+  std::vector<QueryResult> results_;
+  std::vector<Status> statuses_;
+  std::vector<Entry> entries_;
+  std::vector<uint8_t> arena_;
+  std::vector<std::unique_ptr<Job>> deferred_jobs_;
+
+  // Writer threads.
+  std::vector<std::thread> writers_;
+  std::mutex jobs_mu_;
+  std::condition_variable jobs_cv_;
+  std::deque<std::unique_ptr<Job>> jobs_;
+  bool writers_stop_ = false;
+  std::mutex done_mu_;
+  std::vector<std::unique_ptr<Job>> done_;
+};
+
+}  // namespace worlddb::net

@@ -1,0 +1,200 @@
+// worlddb: the WorldDB daemon. With no arguments it serves on
+// 127.0.0.1:7878 with the data directory ./data. Every setting is a flag and
+// may also come from a TOML config file (--config FILE; keys are the flag
+// names without dashes, e.g. `port = 9000`; unknown keys are refused).
+//
+// Logs go to stderr, one line per event (text or JSON). The line
+// "listening on HOST:PORT" is printed once the socket is bound, with the real
+// port when --port 0 asked for an ephemeral one (tests read it).
+// SIGTERM/SIGINT: stop accepting, finish the requests in flight, exit 0.
+#include <signal.h>
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "engine/engine.h"
+#include "net/auth.h"
+#include "net/daemon_options.h"
+#include "net/server.h"
+
+namespace {
+
+using worlddb::Engine;
+using worlddb::EngineOptions;
+using worlddb::Result;
+using worlddb::Status;
+using namespace worlddb::net;
+
+std::atomic<Server*> g_server{nullptr};
+
+void OnSignal(int) {
+  if (Server* s = g_server.load()) s->Stop();
+}
+
+// %j: the message as the inside of a JSON string.
+class JsonEscapedMessage : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      switch (c) {
+        case '"':
+          dest.append(std::string_view("\\\""));
+          break;
+        case '\\':
+          dest.append(std::string_view("\\\\"));
+          break;
+        case '\n':
+          dest.append(std::string_view("\\n"));
+          break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+            dest.append(std::string_view(buf));
+          } else {
+            dest.push_back(c);
+          }
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonEscapedMessage>();
+  }
+};
+
+void SetUpLogging(const DaemonOptions& o) {
+  auto logger = spdlog::stderr_logger_mt("worlddb");
+  auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+  if (o.log_format == "json") {
+    formatter->add_flag<JsonEscapedMessage>('j').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%j"})");
+  } else {
+    formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v");
+  }
+  logger->set_formatter(std::move(formatter));
+  logger->set_level(spdlog::level::from_str(o.log_level));
+  logger->flush_on(spdlog::level::trace);  // one event, one line, at once
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+// Opens the world the server serves. Today: an empty in-memory engine. The
+// write-ahead log (recovery from data_dir, durability) replaces this function.
+Result<std::unique_ptr<Engine>> OpenWorld(const DaemonOptions& o) {
+  EngineOptions e;
+  e.shards = o.shards;
+  // A request can carry at most one frame.
+  e.max_batch_bytes = o.max_frame_bytes;
+  return Engine::Open(e);
+}
+
+int main(int argc, char** argv) {
+  DaemonOptions o;
+  CLI::App app{"worlddb: the WorldDB server (docs/protocol.md)"};
+  app.set_config("--config", "", "TOML config file; keys are the flag names (e.g. port = 7878)");
+  app.allow_config_extras(false);
+  app.add_option("--listen", o.listen, "address to listen on (IPv4/IPv6 literal or localhost)")
+      ->capture_default_str();
+  app.add_option("--port", o.port, "TCP port; 0 = an ephemeral port (printed in the log)")
+      ->capture_default_str();
+  app.add_option("--data-dir", o.data_dir, "data directory (log and snapshots)")
+      ->capture_default_str();
+  app.add_option("--durability", o.durability_text, "always | interval:MS | none")
+      ->capture_default_str();
+  app.add_option("--shards", o.shards, "engine shards (threads); 0 = one per CPU core")
+      ->capture_default_str();
+  app.add_option("--max-frame-bytes", o.max_frame_bytes, "largest request or response frame")
+      ->capture_default_str();
+  app.add_option("--max-connections", o.max_connections, "open connections at most")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  app.add_option("--max-result-rows", o.max_result_rows,
+                 "rows one query may return (more: TooManyRows)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-output-buffer-bytes", o.max_output_buffer_bytes,
+                 "unsent response bytes per connection before it is disconnected")
+      ->capture_default_str();
+  app.add_option("--idle-timeout", o.idle_timeout_seconds,
+                 "seconds without traffic before a connection is closed; 0 = never")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 7u * 86400u));
+  app.add_option("--writer-threads", o.writer_threads, "threads running writes")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, kMaxWriterThreads));
+  app.add_option("--auth-file", o.auth_file, "token file (`TOKEN ROLE` per line); empty = no auth");
+  app.add_flag("--allow-remote-without-auth", o.allow_remote_without_auth,
+               "allow a non-loopback --listen without --auth-file");
+  app.add_option("--log-format", o.log_format, "text | json")->capture_default_str();
+  app.add_option("--log-level", o.log_level, "trace | debug | info | warn | error")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (Status s = FinishDaemonOptions(&o); !s.ok()) {
+    std::fprintf(stderr, "worlddb: %s\n", s.message().c_str());
+    return 2;
+  }
+  SetUpLogging(o);
+
+  std::unique_ptr<TokenTable> tokens;
+  if (!o.auth_file.empty()) {
+    auto t = TokenTable::Load(o.auth_file);
+    if (!t.ok()) {
+      spdlog::error("cannot start: {}", t.status().message());
+      return 2;
+    }
+    tokens = std::make_unique<TokenTable>(std::move(t.value()));
+  }
+  spdlog::info(
+      "starting worlddb: listen={} port={} data_dir={} durability={} shards={} "
+      "max_frame_bytes={} max_connections={} max_result_rows={} max_output_buffer_bytes={} "
+      "idle_timeout={}s writer_threads={} auth={}",
+      o.listen, o.port, o.data_dir, DurabilityName(o.durability), o.shards, o.max_frame_bytes,
+      o.max_connections, o.max_result_rows, o.max_output_buffer_bytes, o.idle_timeout_seconds,
+      o.writer_threads,
+      tokens ? o.auth_file + " (" + std::to_string(tokens->size()) + " tokens)"
+             : std::string("off"));
+
+  auto world = OpenWorld(o);
+  if (!world.ok()) {
+    spdlog::error("cannot open the world: {}", world.status().ToString());
+    return 1;
+  }
+  std::unique_ptr<Engine> engine = std::move(world.value());
+
+  ServerOptions so = o.ToServerOptions();
+  so.tokens = tokens.get();
+  auto server = Server::Start(engine.get(), so);
+  if (!server.ok()) {
+    spdlog::error("cannot start: {}", server.status().message());
+    return 1;
+  }
+  g_server.store(server.value().get());
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Status run = server.value()->Run();
+  g_server.store(nullptr);
+  server.value().reset();
+  if (!run.ok()) {
+    spdlog::error("server failed: {}", run.ToString());
+    return 1;
+  }
+  spdlog::info("exiting");
+  return 0;
+}
