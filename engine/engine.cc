@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -10,7 +11,15 @@
 
 namespace worlddb {
 
-enum class Engine::MessageType : uint8_t { kWrite, kSchema, kQuery, kDensity, kCall, kStop };
+enum class Engine::MessageType : uint8_t {
+  kWrite,
+  kSchema,
+  kQuery,
+  kDensity,
+  kCall,
+  kStop,
+  kBarrier
+};
 
 struct Engine::Message : QueueNode {
   using Type = MessageType;
@@ -56,6 +65,25 @@ struct Engine::QueryTask {
   const std::function<void(Shard&, uint32_t)>* fn = nullptr;
   Completion done;
 };
+
+// A checkpoint's barrier: shards count `arrived` down when they park at the
+// ticket, wait for `released`, and count `left` down once they no longer
+// touch the task.
+struct Engine::BarrierTask {
+  explicit BarrierTask(uint32_t shards) : arrived(shards), left(shards), arrive_ns(shards) {}
+  Completion arrived;
+  std::atomic<uint32_t> released{0};
+  Completion left;
+  std::vector<int64_t> arrive_ns;  // written by each shard before arrived.Done()
+};
+
+namespace {
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
 
 // One shard and the thread that owns it.
 struct Engine::Runner {
@@ -153,6 +181,7 @@ void Engine::Runner::Handle(Message* m) {
     }
     case Message::Type::kWrite:
     case Message::Type::kSchema:
+    case Message::Type::kBarrier:
       stash.push_back(m);
       Advance();
       break;
@@ -192,6 +221,17 @@ void Engine::Runner::Advance() {
       shard.ApplySchema(t->next, t->change);
       ++next_ticket;
       t->done.Done();
+      continue;
+    }
+    if (m->type == Message::Type::kBarrier) {
+      auto* t = static_cast<BarrierTask*>(m->task);
+      t->arrive_ns[index] = SteadyNs();
+      t->arrived.Done();
+      // Parked: spin briefly (the usual pause is a fork, ~ms), then sleep.
+      for (int i = 0; i < 256 && t->released.load(std::memory_order_acquire) == 0; ++i) CpuRelax();
+      while (t->released.load(std::memory_order_acquire) == 0) FutexWait(&t->released, 0);
+      ++next_ticket;
+      t->left.Done();  // last touch of the task
       continue;
     }
     auto* t = static_cast<WriteTask*>(m->task);
@@ -453,6 +493,51 @@ Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<con
       total.created + total.replaced + total.moved + total.set + total.deleted,
       std::memory_order_relaxed);
   return total;
+}
+
+Result<Engine::CheckpointResult> Engine::Checkpoint(const CheckpointHooks& hooks) {
+  // The ticket is taken under the schema mutex: every schema change with an
+  // earlier ticket has finished (it holds the mutex until every shard applied
+  // it), so schema_ is the schema at the cut.
+  uint64_t ticket;
+  std::shared_ptr<const Schema> schema;
+  {
+    std::lock_guard<std::mutex> lock(schema_mu_);
+    ticket = next_ticket_.fetch_add(1, std::memory_order_acq_rel);
+    schema = schema_;
+  }
+  Status hook = hooks.prepare ? hooks.prepare(*schema, ticket) : Status::Ok();
+  const uint32_t n = shard_count();
+  BarrierTask task(n);
+  std::vector<Message> msgs(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    msgs[i].type = MessageType::kBarrier;
+    msgs[i].ticket = ticket;
+    msgs[i].task = &task;
+    shards_[i]->Send(&msgs[i]);
+  }
+  task.arrived.Wait();
+  if (hook.ok() && hooks.at_cut) {
+    std::vector<const Shard*> shards(n);
+    for (uint32_t i = 0; i < n; ++i) shards[i] = &shards_[i]->shard;
+    hook = hooks.at_cut(shards);
+  }
+  const int64_t released_ns = SteadyNs();
+  task.released.store(1, std::memory_order_release);
+  FutexWakeAll(&task.released);
+  task.left.Wait();
+  CheckpointResult r;
+  r.ticket = ticket;
+  const int64_t first = *std::min_element(task.arrive_ns.begin(), task.arrive_ns.end());
+  r.pause_us = static_cast<uint64_t>(std::max<int64_t>(0, released_ns - first) / 1000);
+  if (log_) {
+    Result<uint64_t> lsn = log_->Mark(ticket);
+    if (!lsn.ok()) return lsn.status();
+    r.has_lsn = true;
+    r.lsn = lsn.value();
+  }
+  if (!hook.ok()) return hook;
+  return r;
 }
 
 // ---------------------------------------------------------------------------

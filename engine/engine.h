@@ -72,6 +72,31 @@ class Engine {
   void SetCommitLog(CommitLog* log) { log_ = log; }
   // Applies a logged record during recovery, without logging it again.
   Result<WriteStats> Replay(RecordType type, const uint8_t* data, size_t size);
+  // The log installed by SetCommitLog, or null.
+  CommitLog* commit_log() const { return log_; }
+
+  // ---- Consistent cut (snapshots: wal/snapshot_writer.h) ----
+  // Checkpoint takes a ticket like a write; every shard, reaching it in ticket
+  // order, parks (spin, then futex) until all shards have arrived and
+  // `at_cut` has run on the calling thread. While parked, the world holds
+  // exactly the changes of tickets below the cut, and no shard touches its
+  // data (so at_cut may read every Shard, or fork). Queries and writes queue
+  // meanwhile: at_cut's duration is the pause every request sees.
+  // `prepare` runs first (shards still running) with the schema in force at
+  // the cut. Afterwards the ticket is passed to the commit log (Mark), whose
+  // answer is the cut's LSN. The ticket is always passed through shards and
+  // log, even when a hook fails; the hook's error is then returned.
+  struct CheckpointHooks {
+    std::function<Status(const Schema& schema, uint64_t ticket)> prepare;
+    std::function<Status(std::span<const Shard* const> shards)> at_cut;
+  };
+  struct CheckpointResult {
+    uint64_t ticket = 0;
+    bool has_lsn = false;   // false without a commit log
+    uint64_t lsn = 0;       // records 1..lsn are exactly the changes before the cut
+    uint64_t pause_us = 0;  // first shard parked -> shards released
+  };
+  Result<CheckpointResult> Checkpoint(const CheckpointHooks& hooks);
 
   // ---- Schema ----
   std::shared_ptr<const Schema> schema() const;
@@ -126,6 +151,7 @@ class Engine {
   struct WriteTask;
   struct SchemaTask;
   struct QueryTask;
+  struct BarrierTask;
   struct Message;
 
   enum class MessageType : uint8_t;

@@ -97,6 +97,9 @@ Shard::Shard(const Rect& world, std::shared_ptr<const Schema> schema)
 
 Shard::~Shard() = default;
 
+const Table& Shard::table(uint16_t kind) const { return kinds_[kind]->table; }
+const QuadTree& Shard::tree(uint16_t kind) const { return kinds_[kind]->tree; }
+
 // ---------------------------------------------------------------------------
 // Writes
 // ---------------------------------------------------------------------------

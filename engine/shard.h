@@ -93,6 +93,13 @@ class Shard {
   // Entities per kind id.
   std::vector<uint64_t> CountByKind() const;
 
+  // Read access for snapshots: const and allocation-free, so a forked child
+  // may walk a frozen shard. Kind ids are 0..kind_count()-1 (the schema's);
+  // x and y of table row r are tree(kind).X(r) / Y(r).
+  size_t kind_count() const { return kinds_.size(); }
+  const Table& table(uint16_t kind) const;
+  const QuadTree& tree(uint16_t kind) const;
+
   ShardMemory Memory() const;
   std::string CheckInvariants() const;
 
