@@ -1,0 +1,35 @@
+// worldctl: the operator's command line. tools/worldctl.cc holds main() and
+// the online subcommands (they talk to a running server through the client
+// library, net/client.h); offline subcommands on a data directory live in
+// tools/worldctl_offline.cc and register themselves through
+// AddOfflineCommands().
+//
+// Exit codes (scripts rely on them; docs/protocol.md repeats them):
+//   0  success
+//   1  the server refused the request (its error message is printed)
+//   2  usage error: bad flags, arguments or input lines (nothing was sent
+//      for the offending request)
+//   3  connection error: cannot connect, connection lost, timeout, or a
+//      response that is not valid protocol
+// Offline subcommands use the same codes (1 for a failed operation).
+//
+// Output goes to stdout (an aligned table, or JSON with --json); errors go to
+// stderr as "worldctl: <what was wrong>".
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace worlddb::worldctl {
+
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitServerError = 1,
+  kExitUsage = 2,
+  kExitConnection = 3,
+};
+
+// Registers the offline subcommands on `app`; each sets *exit_code when it
+// runs. Defined in tools/worldctl_offline.cc.
+void AddOfflineCommands(CLI::App& app, int* exit_code);
+
+}  // namespace worlddb::worldctl
