@@ -1,0 +1,654 @@
+// Dispatcher: every request type and every error path, against a real Engine,
+// without sockets.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "engine/batch_builder.h"
+#include "engine/schema_codec.h"
+#include "net/auth.h"
+#include "net/daemon_options.h"
+#include "net/dispatch.h"
+#include "net_requests.h"
+
+namespace worlddb::net {
+namespace {
+
+using namespace worlddb::net::testing;
+
+class DispatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open({}); }
+
+  void Open(DispatchOptions o) {
+    EngineOptions eo;
+    eo.world = {-1000, -1000, 1000, 1000};
+    eo.shards = 2;
+    engine_ = std::move(Engine::Open(eo).value());
+    ASSERT_TRUE(engine_->CreateKind(PlayerKind()).ok());
+    dispatcher_ = std::make_unique<Dispatcher>(engine_.get(), std::move(o));
+  }
+
+  Reply Call(const std::vector<uint8_t>& request) {
+    std::vector<uint8_t> out;
+    dispatcher_->Handle(request.data(), request.size(), &session_, &out);
+    Reply r(out);
+    EXPECT_TRUE(r.valid()) << "the response must pass the verifier";
+    return r;
+  }
+
+  // Players 1..n at (i, 0), hp = i.
+  void AddPlayers(int n) {
+    BatchBuilder b;
+    for (int i = 1; i <= n; ++i) b.Upsert(i, "player", i, 0, 0, {{"hp", int32_t{i}}});
+    Reply r = Call(Apply(1, b.Finish()));
+    ASSERT_EQ(r.code(), fb::ErrorCode_Ok) << r.message();
+  }
+
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  Session session_;
+};
+
+TEST_F(DispatchTest, PingEchoesTheRequestId) {
+  Reply r = Call(Ping(0xfeedbeefcafe));
+  EXPECT_EQ(r->request_id(), 0xfeedbeefcafeu);
+  EXPECT_EQ(r->body_type(), fb::ResponseBody_Pong);
+}
+
+TEST_F(DispatchTest, GarbageIsBadMessage) {
+  const std::vector<uint8_t> garbage = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  Reply r = Call(garbage);
+  EXPECT_EQ(r.code(), fb::ErrorCode_BadMessage);
+  EXPECT_EQ(r->request_id(), 0u);
+  EXPECT_NE(r.message().find("not a valid Request"), std::string::npos) << r.message();
+}
+
+TEST_F(DispatchTest, EmptyAndTinyPayloadsAreBadMessage) {
+  EXPECT_EQ(Call({}).code(), fb::ErrorCode_BadMessage);
+  EXPECT_EQ(Call({0, 0, 0}).code(), fb::ErrorCode_BadMessage);
+}
+
+TEST_F(DispatchTest, RequestWithoutBodyIsBadMessage) {
+  flatbuffers::FlatBufferBuilder b;
+  fb::RequestBuilder rb(b);
+  rb.add_request_id(9);
+  b.Finish(rb.Finish());
+  Reply r = Call({b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()});
+  EXPECT_EQ(r.code(), fb::ErrorCode_BadMessage);
+  EXPECT_EQ(r->request_id(), 9u);
+}
+
+TEST_F(DispatchTest, UnknownBodyTypeIsBadMessage) {
+  auto req = Ping(3);
+  // Rewrite the union type byte: find the request table's body_type field.
+  uint32_t table;
+  std::memcpy(&table, req.data(), 4);
+  int32_t to_vtable;
+  std::memcpy(&to_vtable, req.data() + table, 4);
+  uint16_t field;
+  std::memcpy(&field, req.data() + table - to_vtable + fb::Request::VT_BODY_TYPE, 2);
+  ASSERT_NE(field, 0);
+  req[table + field] = 200;
+  Reply r = Call(req);
+  EXPECT_EQ(r.code(), fb::ErrorCode_BadMessage);
+}
+
+TEST_F(DispatchTest, MisalignedPayloadIsCopiedAndAnswered) {
+  auto req = Radius(5, 0, 0, 10);
+  std::vector<uint8_t> shifted(req.size() + 1);
+  std::memcpy(shifted.data() + 1, req.data(), req.size());
+  std::vector<uint8_t> out;
+  dispatcher_->Handle(shifted.data() + 1, req.size(), &session_, &out);
+  Reply r(out);
+  ASSERT_TRUE(r.valid());
+  EXPECT_EQ(r->body_type(), fb::ResponseBody_QueryReply);
+}
+
+TEST_F(DispatchTest, HelloReportsVersionRoleAndLimits) {
+  Reply r = Call(Hello(1));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_HelloReply);
+  EXPECT_EQ(r->body_as_HelloReply()->protocol_version(), kProtocolVersion);
+  EXPECT_EQ(r->body_as_HelloReply()->role()->str(), "admin");
+  EXPECT_EQ(r->body_as_HelloReply()->max_frame_bytes(), kDefaultMaxFrameBytes);
+  EXPECT_EQ(r->body_as_HelloReply()->max_result_rows(), kDefaultMaxResultRows);
+}
+
+TEST_F(DispatchTest, HelloWithAnotherVersionIsUnsupported) {
+  Reply r = Call(Hello(1, "", 2));
+  EXPECT_EQ(r.code(), fb::ErrorCode_UnsupportedVersion);
+  EXPECT_NE(r.message().find("version 1"), std::string::npos) << r.message();
+}
+
+TEST_F(DispatchTest, ApplyBatchReportsCounts) {
+  BatchBuilder b;
+  b.Upsert(1, "player", 1, 2).Upsert(2, "player", 3, 4);
+  Reply r = Call(Apply(7, b.Finish()));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_ApplyReply) << r.message();
+  EXPECT_EQ(r->request_id(), 7u);
+  EXPECT_EQ(r->body_as_ApplyReply()->created(), 2u);
+  EXPECT_GT(r->body_as_ApplyReply()->ticket(), 0u);
+  EXPECT_EQ(engine_->size(), 2u);
+}
+
+TEST_F(DispatchTest, ApplyBatchIsAllOrNothing) {
+  AddPlayers(3);
+  BatchBuilder b;
+  b.Upsert(10, "player", 1, 1).Move(999, 1, 1);  // 999 does not exist
+  Reply r = Call(Apply(2, b.Finish()));
+  EXPECT_EQ(r.code(), fb::ErrorCode_NotFound) << r.message();
+  EXPECT_NE(r.message().find("999"), std::string::npos) << r.message();
+  EXPECT_EQ(engine_->size(), 3u);
+}
+
+TEST_F(DispatchTest, ApplyBatchWithUnknownKindNamesIt) {
+  BatchBuilder b;
+  b.Upsert(1, "dragon", 1, 1);
+  Reply r = Call(Apply(2, b.Finish()));
+  EXPECT_NE(r.code(), fb::ErrorCode_Ok);
+  EXPECT_NE(r.message().find("dragon"), std::string::npos) << r.message();
+}
+
+TEST_F(DispatchTest, ApplyBatchWithGarbageNestedBytesIsRefused) {
+  Reply r = Call(Apply(2, std::vector<uint8_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(r.code(), fb::ErrorCode_BadMessage) << r.message();
+  EXPECT_EQ(engine_->size(), 0u);
+}
+
+TEST_F(DispatchTest, ApplyBatchWithoutBatchIsInvalid) {
+  auto req = MakeRequest(3, [](flatbuffers::FlatBufferBuilder& b) {
+    return std::pair{fb::RequestBody_ApplyBatch, fb::CreateApplyBatch(b).Union()};
+  });
+  EXPECT_EQ(Call(req).code(), fb::ErrorCode_InvalidArgument);
+}
+
+TEST_F(DispatchTest, ApplyBatchWithUnknownAckIsInvalid) {
+  BatchBuilder b;
+  b.Upsert(1, "player", 1, 1);
+  Reply r = Call(Apply(2, b.Finish(), 3));
+  EXPECT_EQ(r.code(), fb::ErrorCode_InvalidArgument);
+  EXPECT_NE(r.message().find("ack 3"), std::string::npos) << r.message();
+  EXPECT_EQ(engine_->size(), 0u);
+}
+
+TEST_F(DispatchTest, ApplyBatchWithQueuedAckWorksWithoutALog) {
+  BatchBuilder b;
+  b.Upsert(1, "player", 1, 1);
+  EXPECT_EQ(Call(Apply(2, b.Finish(), 2)).code(), fb::ErrorCode_Ok);
+}
+
+TEST_F(DispatchTest, RadiusReturnsColumnarRowsWithProjection) {
+  AddPlayers(10);
+  QueryOpts o;
+  o.kind = "player";
+  o.columns = {"hp", "name"};
+  o.order_by_distance = true;
+  Reply r = Call(Radius(4, 0, 0, 3.5, o));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_QueryReply) << r.message();
+  const fb::QueryReply* q = r->body_as_QueryReply();
+  ASSERT_EQ(q->ids()->size(), 3u);
+  EXPECT_EQ(q->ids()->Get(0), 1u);
+  EXPECT_EQ(q->ids()->Get(2), 3u);
+  EXPECT_EQ(q->x()->Get(1), 2.0);
+  EXPECT_EQ(q->distance()->Get(2), 3.0);
+  ASSERT_EQ(q->columns()->size(), 2u);
+  EXPECT_EQ(q->columns()->Get(0)->name()->str(), "hp");
+  EXPECT_EQ(q->columns()->Get(0)->i32()->Get(2), 3);
+  EXPECT_EQ(q->columns()->Get(1)->s()->Get(0)->str(), "anon");
+  EXPECT_EQ(q->count(), 3u);
+  EXPECT_FALSE(q->truncated());
+}
+
+TEST_F(DispatchTest, RadiusWithPredicate) {
+  AddPlayers(10);
+  QueryOpts o;
+  o.kind = "player";
+  o.where_column = "hp";
+  o.where_op = fb::CompareOp_Gt;
+  o.where_value = int32_t{7};
+  Reply r = Call(Radius(4, 0, 0, 100, o));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_QueryReply) << r.message();
+  EXPECT_EQ(r->body_as_QueryReply()->ids()->size(), 3u);
+}
+
+TEST_F(DispatchTest, PredicateOfTheWrongTypeIsRefused) {
+  QueryOpts o;
+  o.kind = "player";
+  o.where_column = "hp";
+  o.where_value = std::string("x");
+  Reply r = Call(Radius(4, 0, 0, 100, o));
+  EXPECT_EQ(r.code(), fb::ErrorCode_InvalidArgument);
+  EXPECT_NE(r.message().find("hp"), std::string::npos) << r.message();
+}
+
+TEST_F(DispatchTest, UnknownKindIsNamed) {
+  QueryOpts o;
+  o.kind = "dragon";
+  Reply r = Call(Radius(4, 0, 0, 10, o));
+  EXPECT_EQ(r.code(), fb::ErrorCode_NotFound);
+  EXPECT_NE(r.message().find("dragon"), std::string::npos) << r.message();
+}
+
+TEST_F(DispatchTest, UnknownColumnIsNamed) {
+  QueryOpts o;
+  o.kind = "player";
+  o.columns = {"mana"};
+  Reply r = Call(Radius(4, 0, 0, 10, o));
+  EXPECT_EQ(r.code(), fb::ErrorCode_NotFound);
+  EXPECT_NE(r.message().find("mana"), std::string::npos) << r.message();
+}
+
+TEST_F(DispatchTest, NegativeRadiusIsInvalid) {
+  EXPECT_EQ(Call(Radius(4, 0, 0, -1)).code(), fb::ErrorCode_InvalidArgument);
+}
+
+TEST_F(DispatchTest, QueryWithoutShapeIsInvalid) {
+  auto req = MakeRequest(3, [](flatbuffers::FlatBufferBuilder& b) {
+    return std::pair{fb::RequestBody_QueryRequest, fb::CreateQueryRequest(b).Union()};
+  });
+  Reply r = Call(req);
+  EXPECT_EQ(r.code(), fb::ErrorCode_InvalidArgument);
+  EXPECT_NE(r.message().find("shape"), std::string::npos);
+}
+
+TEST_F(DispatchTest, RectangleHasNoDistances) {
+  AddPlayers(10);
+  Reply r = Call(Rectangle(4, 2, -1, 4, 1));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_QueryReply) << r.message();
+  EXPECT_EQ(r->body_as_QueryReply()->ids()->size(), 3u);
+  EXPECT_EQ(r->body_as_QueryReply()->distance(), nullptr);
+}
+
+TEST_F(DispatchTest, NearestIsOrderedByDistance) {
+  AddPlayers(10);
+  Reply r = Call(Nearest(4, 5.1, 0, 3));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_QueryReply) << r.message();
+  const auto* ids = r->body_as_QueryReply()->ids();
+  ASSERT_EQ(ids->size(), 3u);
+  EXPECT_EQ(ids->Get(0), 5u);
+  EXPECT_EQ(ids->Get(1), 6u);
+  EXPECT_EQ(ids->Get(2), 4u);
+}
+
+TEST_F(DispatchTest, CountOnlyReturnsTheCount) {
+  AddPlayers(10);
+  QueryOpts o;
+  o.count_only = true;
+  Reply r = Call(Radius(4, 0, 0, 5.5, o));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_QueryReply) << r.message();
+  EXPECT_EQ(r->body_as_QueryReply()->count(), 5u);
+  EXPECT_EQ(r->body_as_QueryReply()->ids()->size(), 0u);
+}
+
+class DispatchLimitTest : public DispatchTest {
+ protected:
+  void SetUp() override {
+    DispatchOptions o;
+    o.max_result_rows = 5;
+    Open(std::move(o));
+    AddPlayers(10);
+  }
+};
+
+TEST_F(DispatchLimitTest, ResultOverTheRowCapIsTooManyRows) {
+  Reply r = Call(Radius(4, 0, 0, 100));
+  EXPECT_EQ(r.code(), fb::ErrorCode_TooManyRows);
+  EXPECT_NE(r.message().find("more than 5 rows"), std::string::npos) << r.message();
+}
+
+TEST_F(DispatchLimitTest, ResultAtTheRowCapIsAnswered) {
+  Reply r = Call(Radius(4, 0, 0, 5));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_QueryReply) << r.message();
+  EXPECT_EQ(r->body_as_QueryReply()->ids()->size(), 5u);
+}
+
+TEST_F(DispatchLimitTest, ARequestedLimitTruncatesInstead) {
+  QueryOpts o;
+  o.limit = 4;
+  Reply r = Call(Radius(4, 0, 0, 100, o));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_QueryReply) << r.message();
+  EXPECT_EQ(r->body_as_QueryReply()->ids()->size(), 4u);
+  EXPECT_TRUE(r->body_as_QueryReply()->truncated());
+}
+
+TEST_F(DispatchLimitTest, ALimitOverTheCapStillErrs) {
+  QueryOpts o;
+  o.limit = 6;
+  EXPECT_EQ(Call(Radius(4, 0, 0, 100, o)).code(), fb::ErrorCode_TooManyRows);
+}
+
+TEST_F(DispatchLimitTest, CountOnlyIgnoresTheCap) {
+  QueryOpts o;
+  o.count_only = true;
+  Reply r = Call(Rectangle(4, -100, -100, 100, 100, o));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_QueryReply) << r.message();
+  EXPECT_EQ(r->body_as_QueryReply()->count(), 10u);
+}
+
+TEST_F(DispatchLimitTest, NearestKOverTheCapIsTooManyRows) {
+  EXPECT_EQ(Call(Nearest(4, 0, 0, 6)).code(), fb::ErrorCode_TooManyRows);
+  EXPECT_EQ(Call(Nearest(4, 0, 0, 4000000000u)).code(), fb::ErrorCode_TooManyRows);
+  QueryOpts o;
+  o.limit = 5;
+  EXPECT_EQ(Call(Nearest(4, 0, 0, 6, o)).code(), fb::ErrorCode_Ok);
+}
+
+TEST_F(DispatchLimitTest, GetByIdsOverTheCapIsTooManyRows) {
+  EXPECT_EQ(Call(Get(4, {1, 2, 3, 4, 5, 6})).code(), fb::ErrorCode_TooManyRows);
+}
+
+TEST_F(DispatchTest, GetByIdsListsMissingIds) {
+  AddPlayers(3);
+  Reply r = Call(Get(4, {3, 42, 1}, "player", {"hp"}));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_QueryReply) << r.message();
+  const fb::QueryReply* q = r->body_as_QueryReply();
+  ASSERT_EQ(q->ids()->size(), 2u);
+  EXPECT_EQ(q->ids()->Get(0), 3u);
+  EXPECT_EQ(q->ids()->Get(1), 1u);
+  EXPECT_EQ(q->columns()->Get(0)->i32()->Get(0), 3);
+  ASSERT_EQ(q->missing()->size(), 1u);
+  EXPECT_EQ(q->missing()->Get(0), 42u);
+}
+
+TEST_F(DispatchTest, GetByIdsWithAColumnButNoKindIsRefused) {
+  EXPECT_NE(Call(Get(4, {1}, "", {"hp"})).code(), fb::ErrorCode_Ok);
+}
+
+// A hand-made Request whose GetByIds.ids vector (8-byte elements) starts at
+// an offset that is 4 but not 8 modulo 8: it passes the 2.0.8 verifier.
+std::vector<uint8_t> MisalignedGetByIds() {
+  std::vector<uint8_t> b(68, 0);
+  auto u16 = [&](size_t at, uint16_t v) { std::memcpy(&b[at], &v, 2); };
+  auto u32 = [&](size_t at, uint32_t v) { std::memcpy(&b[at], &v, 4); };
+  auto u64 = [&](size_t at, uint64_t v) { std::memcpy(&b[at], &v, 8); };
+  u32(0, 16);  // root: Request table at 16
+  // Request vtable at 4: size 10, table 20, request_id @8, body_type @4, body @16.
+  u16(4, 10), u16(6, 20), u16(8, 8), u16(10, 4), u16(12, 16);
+  u32(16, 12);  // soffset to the vtable (16 - 4)
+  b[20] = fb::RequestBody_GetByIds;
+  u64(24, 77);                         // request_id
+  u32(32, 12);                         // body -> 44
+  u16(36, 6), u16(38, 8), u16(40, 4);  // GetByIds vtable: ids @4
+  u32(44, 8);                          // soffset (44 - 36)
+  u32(48, 8);                          // ids -> 56
+  u32(56, 1);                          // one id, data at 60 (4 mod 8)
+  u64(60, 1);
+  return b;
+}
+
+TEST_F(DispatchTest, MisalignedIdsVectorIsRefusedNotRead) {
+  AddPlayers(1);
+  Reply r = Call(MisalignedGetByIds());
+  EXPECT_EQ(r.code(), fb::ErrorCode_BadMessage) << r.message();
+  EXPECT_NE(r.message().find("not 8-byte aligned"), std::string::npos) << r.message();
+  EXPECT_EQ(r->request_id(), 77u);
+}
+
+TEST_F(DispatchTest, DensityCountsPerCell) {
+  AddPlayers(10);
+  Reply r = Call(Density(4, 0, -1, 10, 1, 2, 1));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_DensityReply) << r.message();
+  const fb::DensityReply* d = r->body_as_DensityReply();
+  EXPECT_EQ(d->nx(), 2u);
+  ASSERT_EQ(d->counts()->size(), 2u);
+  EXPECT_EQ(d->counts()->Get(0), 4u);  // x = 1..4
+  EXPECT_EQ(d->counts()->Get(1), 6u);  // x = 5..10
+  EXPECT_EQ(d->total(), 10u);
+}
+
+TEST_F(DispatchTest, DensityWithZeroCellsIsInvalid) {
+  EXPECT_EQ(Call(Density(4, 0, 0, 1, 1, 0, 1)).code(), fb::ErrorCode_InvalidArgument);
+}
+
+TEST_F(DispatchTest, CreateKindThenListKinds) {
+  KindDef tree{"tree", {{"age", ColumnType::kF64, 1.5, 0}}};
+  Reply r = Call(SchemaChange(4, EncodeCreateKind(tree)));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_SchemaReply) << r.message();
+  EXPECT_EQ(r->body_as_SchemaReply()->schema_version(), engine_->schema()->version());
+  Reply k = Call(ListKinds(5));
+  ASSERT_EQ(k->body_type(), fb::ResponseBody_KindsReply);
+  const auto* kinds = k->body_as_KindsReply()->kinds();
+  ASSERT_EQ(kinds->size(), 2u);
+  EXPECT_EQ(kinds->Get(1)->name()->str(), "tree");
+  EXPECT_EQ(kinds->Get(1)->columns()->Get(0)->name()->str(), "age");
+  EXPECT_EQ(kinds->Get(1)->columns()->Get(0)->default_value()->f(), 1.5);
+  EXPECT_EQ(kinds->Get(0)->columns()->Get(1)->max_length(), 32u);
+}
+
+TEST_F(DispatchTest, CreateExistingKindIsAlreadyExists) {
+  Reply r = Call(SchemaChange(4, EncodeCreateKind(PlayerKind())));
+  EXPECT_EQ(r.code(), fb::ErrorCode_AlreadyExists) << r.message();
+}
+
+TEST_F(DispatchTest, AlterKindAddsAndDropsColumns) {
+  Reply r = Call(SchemaChange(
+      4, EncodeAlterKind("player", {{"mana", ColumnType::kI64, int64_t{5}, 0}}, {"name"})));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_SchemaReply) << r.message();
+  const KindDef& k = engine_->schema()->kind(0);
+  ASSERT_EQ(k.columns.size(), 2u);
+  EXPECT_EQ(k.columns[1].name, "mana");
+}
+
+TEST_F(DispatchTest, GarbageSchemaChangeIsRefused) {
+  EXPECT_NE(Call(SchemaChange(4, std::vector<uint8_t>{9, 9, 9, 9, 9, 9, 9, 9})).code(),
+            fb::ErrorCode_Ok);
+}
+
+TEST_F(DispatchTest, StatsCountEntitiesPerKind) {
+  AddPlayers(4);
+  Reply r = Call(Stats(4));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_StatsReply);
+  const fb::StatsReply* s = r->body_as_StatsReply();
+  EXPECT_EQ(s->entities(), 4u);
+  EXPECT_EQ(s->per_kind()->Get(0)->kind()->str(), "player");
+  EXPECT_EQ(s->per_kind()->Get(0)->entities(), 4u);
+  EXPECT_EQ(s->batches_applied(), 1u);
+  EXPECT_TRUE(s->writable());
+  EXPECT_GT(s->memory_bytes(), 0u);
+}
+
+TEST_F(DispatchTest, SnapshotWithoutAHookIsNotYetAvailable) {
+  EXPECT_EQ(Call(Snapshot(4)).code(), fb::ErrorCode_NotYetAvailable);
+}
+
+class DispatchHookTest : public DispatchTest {
+ protected:
+  void SetUp() override {
+    DispatchOptions o;
+    o.snapshot = [] { return Result<SnapshotResult>(SnapshotResult{42, 7, 1000, "/d/snap-42"}); };
+    o.writable = [this] { return writable_; };
+    o.connections = [] { return uint64_t{3}; };
+    Open(std::move(o));
+  }
+  Status writable_;
+};
+
+TEST_F(DispatchHookTest, SnapshotCallsTheHook) {
+  Reply r = Call(Snapshot(4));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_SnapshotReply) << r.message();
+  EXPECT_EQ(r->body_as_SnapshotReply()->lsn(), 42u);
+  EXPECT_EQ(r->body_as_SnapshotReply()->path()->str(), "/d/snap-42");
+}
+
+TEST_F(DispatchHookTest, NotWritableRefusesWritesAndShowsInStats) {
+  writable_ = Status::IOError("disk full");
+  BatchBuilder b;
+  b.Upsert(1, "player", 1, 1);
+  Reply r = Call(Apply(4, b.Finish()));
+  EXPECT_EQ(r.code(), fb::ErrorCode_IOError);
+  EXPECT_NE(r.message().find("disk full"), std::string::npos);
+  EXPECT_EQ(engine_->size(), 0u);
+  Reply s = Call(Stats(5));
+  EXPECT_FALSE(s->body_as_StatsReply()->writable());
+  EXPECT_NE(s->body_as_StatsReply()->not_writable_reason()->str().find("disk full"),
+            std::string::npos);
+  EXPECT_EQ(s->body_as_StatsReply()->connections(), 3u);
+}
+
+TEST_F(DispatchTest, VerifierTableLimitRefusesLargeMessages) {
+  DispatchOptions o;
+  o.verifier_max_tables = 4;
+  Open(std::move(o));
+  QueryOpts q;
+  q.kind = "player";
+  q.columns = {"hp"};
+  q.where_column = "hp";
+  q.where_value = int32_t{1};
+  EXPECT_EQ(Call(Radius(4, 0, 0, 1, q)).code(), fb::ErrorCode_BadMessage);
+}
+
+// ---- auth ----
+
+class DispatchAuthTest : public DispatchTest {
+ protected:
+  void SetUp() override {
+    tokens_ = TokenTable::Parse("r-token read\nw-token write\na-token admin\n", "test").value();
+    DispatchOptions o;
+    o.tokens = &tokens_;
+    Open(std::move(o));
+  }
+  TokenTable tokens_ = TokenTable::Parse("x read", "x").value();
+};
+
+TEST_F(DispatchAuthTest, EverythingButHelloIsRefusedBeforeHello) {
+  Reply r = Call(Ping(4));
+  EXPECT_EQ(r.code(), fb::ErrorCode_Unauthenticated);
+  EXPECT_EQ(r->request_id(), 4u);
+  EXPECT_EQ(Call(Radius(5, 0, 0, 1)).code(), fb::ErrorCode_Unauthenticated);
+  BatchBuilder b;
+  b.Upsert(1, "player", 1, 1);
+  EXPECT_EQ(Call(Apply(6, b.Finish())).code(), fb::ErrorCode_Unauthenticated);
+  EXPECT_EQ(engine_->size(), 0u);
+}
+
+TEST_F(DispatchAuthTest, WrongOrMissingTokenIsUnauthenticated) {
+  EXPECT_EQ(Call(Hello(1, "w-tokeN")).code(), fb::ErrorCode_Unauthenticated);
+  EXPECT_EQ(Call(Hello(1)).code(), fb::ErrorCode_Unauthenticated);
+  EXPECT_EQ(Call(Ping(2)).code(), fb::ErrorCode_Unauthenticated);
+}
+
+TEST_F(DispatchAuthTest, ReadRoleMayQueryButNotWrite) {
+  Reply h = Call(Hello(1, "r-token"));
+  ASSERT_EQ(h->body_type(), fb::ResponseBody_HelloReply) << h.message();
+  EXPECT_EQ(h->body_as_HelloReply()->role()->str(), "read");
+  EXPECT_EQ(Call(Radius(2, 0, 0, 1)).code(), fb::ErrorCode_Ok);
+  BatchBuilder b;
+  b.Upsert(1, "player", 1, 1);
+  Reply r = Call(Apply(3, b.Finish()));
+  EXPECT_EQ(r.code(), fb::ErrorCode_PermissionDenied);
+  EXPECT_NE(r.message().find("write role"), std::string::npos) << r.message();
+  EXPECT_EQ(engine_->size(), 0u);
+}
+
+TEST_F(DispatchAuthTest, WriteRoleMayWriteButNotChangeTheSchema) {
+  ASSERT_EQ(Call(Hello(1, "w-token")).code(), fb::ErrorCode_Ok);
+  BatchBuilder b;
+  b.Upsert(1, "player", 1, 1);
+  EXPECT_EQ(Call(Apply(3, b.Finish())).code(), fb::ErrorCode_Ok);
+  EXPECT_EQ(Call(SchemaChange(4, EncodeCreateKind({"tree", {}}))).code(),
+            fb::ErrorCode_PermissionDenied);
+  EXPECT_EQ(Call(Snapshot(5)).code(), fb::ErrorCode_PermissionDenied);
+}
+
+TEST_F(DispatchAuthTest, AdminMayChangeTheSchema) {
+  ASSERT_EQ(Call(Hello(1, "a-token")).code(), fb::ErrorCode_Ok);
+  EXPECT_EQ(Call(SchemaChange(4, EncodeCreateKind({"tree", {}}))).code(), fb::ErrorCode_Ok);
+}
+
+TEST_F(DispatchAuthTest, AFailedHelloDropsAnEarlierRole) {
+  ASSERT_EQ(Call(Hello(1, "a-token")).code(), fb::ErrorCode_Ok);
+  EXPECT_EQ(Call(Hello(2, "nope")).code(), fb::ErrorCode_Unauthenticated);
+  EXPECT_EQ(Call(Ping(3)).code(), fb::ErrorCode_Unauthenticated);
+}
+
+// ---- token file and daemon options ----
+
+TEST(TokenTableTest, ParsesRolesCommentsAndBlankLines) {
+  auto t = TokenTable::Parse("# tokens\n\nabc read\r\n  def   admin  \n", "f");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->size(), 2u);
+  EXPECT_EQ(t->Lookup("abc"), Role::kRead);
+  EXPECT_EQ(t->Lookup("def"), Role::kAdmin);
+  EXPECT_EQ(t->Lookup("ab"), std::nullopt);
+  EXPECT_EQ(t->Lookup("abcd"), std::nullopt);
+  EXPECT_EQ(t->Lookup(""), std::nullopt);
+}
+
+TEST(TokenTableTest, RefusesBadLinesNamingTheLine) {
+  auto unknown_role = TokenTable::Parse("a read\nb root\n", "tokens.txt");
+  ASSERT_FALSE(unknown_role.ok());
+  EXPECT_NE(unknown_role.status().message().find("tokens.txt line 2"), std::string::npos);
+  EXPECT_NE(unknown_role.status().message().find("root"), std::string::npos);
+  EXPECT_FALSE(TokenTable::Parse("a\n", "f").ok());
+  EXPECT_FALSE(TokenTable::Parse("a read extra\n", "f").ok());
+  EXPECT_FALSE(TokenTable::Parse("a read\na write\n", "f").ok());
+  EXPECT_FALSE(TokenTable::Parse("# only a comment\n", "f").ok());
+  EXPECT_FALSE(TokenTable::Parse(std::string(300, 'x') + " read\n", "f").ok());
+}
+
+TEST(TokenTableTest, MissingFileIsAnIOError) {
+  auto t = TokenTable::Load("/nonexistent/tokens");
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kIOError);
+}
+
+TEST(TokenTableTest, ConstantTimeEquals) {
+  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", std::string_view("abc\0", 4)));
+  EXPECT_FALSE(ConstantTimeEquals("", "a"));
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+}
+
+TEST(DaemonOptionsTest, ParsesDurability) {
+  EXPECT_EQ(ParseDurability("always")->mode, Durability::Mode::kAlways);
+  EXPECT_EQ(ParseDurability("none")->mode, Durability::Mode::kNone);
+  auto d = ParseDurability("interval:25");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->mode, Durability::Mode::kInterval);
+  EXPECT_EQ(d->interval_ms, 25u);
+  EXPECT_EQ(DurabilityName(*d), "interval:25");
+  for (const char* bad : {"", "sometimes", "interval:", "interval:0", "interval:-5",
+                          "interval:10ms", "interval:99999999999"}) {
+    EXPECT_FALSE(ParseDurability(bad).ok()) << bad;
+  }
+}
+
+TEST(DaemonOptionsTest, RemoteWithoutAuthNeedsTheFlag) {
+  DaemonOptions o;
+  o.listen = "0.0.0.0";
+  Status s = FinishDaemonOptions(&o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("--allow-remote-without-auth"), std::string::npos);
+  o.allow_remote_without_auth = true;
+  EXPECT_TRUE(FinishDaemonOptions(&o).ok());
+  DaemonOptions a;
+  a.listen = "10.1.2.3";
+  a.auth_file = "tokens";
+  EXPECT_TRUE(FinishDaemonOptions(&a).ok());
+}
+
+TEST(DaemonOptionsTest, LoopbackAddresses) {
+  EXPECT_TRUE(IsLoopbackAddress("127.0.0.1"));
+  EXPECT_TRUE(IsLoopbackAddress("127.8.9.10"));
+  EXPECT_TRUE(IsLoopbackAddress("::1"));
+  EXPECT_TRUE(IsLoopbackAddress("localhost"));
+  EXPECT_FALSE(IsLoopbackAddress("0.0.0.0"));
+  EXPECT_FALSE(IsLoopbackAddress("::"));
+  EXPECT_FALSE(IsLoopbackAddress("example.com"));
+}
+
+TEST(DaemonOptionsTest, RefusesBadValues) {
+  DaemonOptions o;
+  o.log_format = "xml";
+  EXPECT_FALSE(FinishDaemonOptions(&o).ok());
+  DaemonOptions f;
+  f.max_output_buffer_bytes = f.max_frame_bytes - 1;
+  EXPECT_FALSE(FinishDaemonOptions(&f).ok());
+  DaemonOptions s;
+  s.shards = 300;
+  EXPECT_FALSE(FinishDaemonOptions(&s).ok());
+}
+
+}  // namespace
+}  // namespace worlddb::net
