@@ -373,6 +373,8 @@ bool Server::ParseFrames(Connection* c) {
       return false;
     }
     if (nq_ >= kMaxQueriesPerRound) return true;
+    // A client that does not read: stop answering it; the loop disconnects it.
+    if (c->pending_output() > options_.max_output_buffer_bytes) return false;
     const uint8_t* payload =
         AlignPayload(c->in_data() + kFrameHeaderBytes, v.payload_bytes, &align_scratch_);
     // Query objects are reused across rounds so that their strings and
