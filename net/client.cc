@@ -480,15 +480,15 @@ void Client::Deliver(const uint8_t* payload, size_t size) {
                              std::to_string(r->request_id()) + ") with no request in flight"));
     return;
   }
-  if (r->request_id() != pending_.front().request_id) {
-    // A server-level error about the connection (e.g. a bad frame) may carry
-    // request id 0; anything else out of order means we cannot match replies.
-    Status why = ResponseStatus(*r);
-    Break(r->request_id() == 0 && !why.ok()
-              ? why
-              : Status::Corruption("server answered request " + std::to_string(r->request_id()) +
-                                   " but request " + std::to_string(pending_.front().request_id) +
-                                   " was next"));
+  // The server answers every frame in order; one it could not parse gets an
+  // error with request id 0 (it cannot trust the id inside), which therefore
+  // answers the next request. Any other id out of order means replies can no
+  // longer be matched.
+  const bool unparsed = r->request_id() == 0 && r->body_type() == fb::ResponseBody_Error;
+  if (r->request_id() != pending_.front().request_id && !unparsed) {
+    Break(Status::Corruption("server answered request " + std::to_string(r->request_id()) +
+                             " but request " + std::to_string(pending_.front().request_id) +
+                             " was next"));
     return;
   }
   Pending p = std::move(pending_.front());
@@ -579,8 +579,8 @@ void Client::SendPing(ReplyCallback done) {
 void Client::SendApply(std::span<const uint8_t> batch, Ack ack, ReplyCallback done) {
   auto& fbb = StartRequest();
   auto bytes = EncodeNested(fbb, batch);
-  (void)ack;
-  FinishRequest(fb::RequestBody_ApplyBatch, fb::CreateApplyBatch(fbb, bytes).Union(),
+  FinishRequest(fb::RequestBody_ApplyBatch,
+                fb::CreateApplyBatch(fbb, bytes, static_cast<uint8_t>(ack)).Union(),
                 std::move(done));
 }
 
@@ -795,9 +795,18 @@ Result<ServerStats> Client::Stats() {
   return out;
 }
 
-Status Client::Snapshot() {
-  return Call([&](ReplyCallback d) { SendSnapshot(std::move(d)); },
-              [](const fb::Response&) { return Status::Ok(); });
+Result<SnapshotInfo> Client::Snapshot() {
+  SnapshotInfo out;
+  Status s = Call([&](ReplyCallback d) { SendSnapshot(std::move(d)); },
+                  [&](const fb::Response& r) {
+                    const fb::SnapshotReply* reply = r.body_as_SnapshotReply();
+                    if (!reply) return WrongBody(r, "SnapshotReply");
+                    out = {reply->lsn(), reply->entities(), reply->bytes(),
+                           reply->path() ? reply->path()->str() : std::string()};
+                    return Status::Ok();
+                  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 }  // namespace worlddb::net

@@ -95,6 +95,11 @@ struct ServerStats {
            operations_applied = 0, queries = 0, connections = 0;
 };
 
+struct SnapshotInfo {
+  uint64_t lsn = 0, entities = 0, bytes = 0;
+  std::string path;
+};
+
 class Client {
  public:
   // Resolves `host`, connects (TCP_NODELAY), says Hello with the protocol
@@ -140,9 +145,9 @@ class Client {
   Result<uint64_t> AlterKind(const std::string& kind, const std::vector<ColumnDef>& add,
                              const std::vector<std::string>& drop);
   Result<ServerStats> Stats();
-  // Asks the server for a snapshot (admin role). The server's answer: OK, or
-  // its error (NotYetAvailable while snapshots are not wired in).
-  Status Snapshot();
+  // Asks the server for a snapshot (admin role); returns once it is written.
+  // NotYetAvailable (as Unavailable) from a server without a log.
+  Result<SnapshotInfo> Snapshot();
 
   // ---- Pipelined API ----
   // Each queues one request; `done` runs once with its response. Requests are

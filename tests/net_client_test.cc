@@ -301,6 +301,28 @@ TEST(NetClient, ResponseWithWrongRequestIdBreaksConnection) {
   EXPECT_EQ(c->Ping().code(), StatusCode::kCorruption);  // fails at once, no I/O
 }
 
+TEST(NetClient, ErrorWithRequestIdZeroAnswersTheNextRequest) {
+  // What a server sends for a frame it could not parse: it cannot trust the
+  // id inside, answers in order with id 0, and keeps the connection.
+  FakeServer server([](int fd) {
+    ASSERT_TRUE(ServeHello(fd));
+    Received r;
+    ASSERT_TRUE(ReadRequest(fd, &r));
+    auto a = Error(0, fb::ErrorCode_BadMessage, "not a valid Request");
+    WriteAll(fd, a.data(), a.size());
+    ASSERT_TRUE(ReadRequest(fd, &r));
+    auto b = Pong(r.get()->request_id());
+    WriteAll(fd, b.data(), b.size());
+  });
+  auto c = MustConnect(server.port());
+  ASSERT_TRUE(c);
+  Status s = c->Ping();
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_EQ(s.message(), "server: BadMessage: not a valid Request");
+  EXPECT_FALSE(c->broken());
+  EXPECT_TRUE(c->Ping().ok());
+}
+
 TEST(NetClient, ConnectionLossFailsPendingRequests) {
   FakeServer server([](int fd) {
     ASSERT_TRUE(ServeHello(fd));

@@ -1070,9 +1070,13 @@ void AddOnlineCommands(CLI::App& app, Global* g, int* exit_code) {
 
   app.add_subcommand("snapshot", "ask the server to write a snapshot (admin)")->callback([=] {
     run([&](Session& s) -> Outcome {
-      Status st = s.client->Snapshot();
-      if (!st.ok()) return s.Fail(st);
-      PrintKeyValues({{"snapshot", TextCell("ok")}}, g->json);
+      auto r = s.client->Snapshot();
+      if (!r.ok()) return s.Fail(r.status());
+      PrintKeyValues({{"lsn", IntCell(r->lsn)},
+                      {"entities", IntCell(r->entities)},
+                      {"bytes", IntCell(r->bytes)},
+                      {"path", TextCell(r->path)}},
+                     g->json);
       return std::nullopt;
     });
   });
