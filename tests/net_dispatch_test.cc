@@ -2,6 +2,8 @@
 // without sockets.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "engine/batch_builder.h"
@@ -9,6 +11,7 @@
 #include "net/auth.h"
 #include "net/daemon_options.h"
 #include "net/dispatch.h"
+#include "net/frame.h"
 #include "net_requests.h"
 
 namespace worlddb::net {
@@ -648,6 +651,94 @@ TEST(DaemonOptionsTest, RefusesBadValues) {
   DaemonOptions s;
   s.shards = 300;
   EXPECT_FALSE(FinishDaemonOptions(&s).ok());
+}
+
+}  // namespace
+}  // namespace worlddb::net
+
+// ---- seed corpus of tests/fuzz/net_request_fuzzer.cc ----
+// Writes one file per request type (and a pipelined stream) when
+// WORLDDB_WRITE_NET_SEEDS names a directory; otherwise skipped.
+namespace worlddb::net {
+namespace {
+
+using namespace worlddb::net::testing;
+
+// Frames by push_back: GCC 12 reports a false -Wstringop-overflow when
+// AppendFrame's resize is inlined here.
+void AddFrame(const std::vector<uint8_t>& payload, std::vector<uint8_t>* out) {
+  const auto n = static_cast<uint32_t>(payload.size());
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<uint8_t>(n >> (8 * i)));
+  out->insert(out->end(), payload.begin(), payload.end());
+}
+
+TEST(NetRequestSeeds, Write) {
+  const char* dir = std::getenv("WORLDDB_WRITE_NET_SEEDS");
+  if (!dir) GTEST_SKIP() << "set WORLDDB_WRITE_NET_SEEDS=tests/fuzz/corpus/net_request";
+  BatchBuilder b;
+  b.Upsert(30, "player", 1, 2, 0, {{"hp", int32_t{5}}, {"name", std::string("orc")}})
+      .Move(1, 3, 4)
+      .Set(2, {{"hp", int32_t{9}}})
+      .Delete(3);
+  const auto batch_span = b.Finish();
+  const std::vector<uint8_t> batch(batch_span.begin(), batch_span.end());
+  QueryOpts proj;
+  proj.kind = "player";
+  proj.columns = {"hp", "name"};
+  proj.where_column = "hp";
+  proj.where_op = fb::CompareOp_Lt;
+  proj.where_value = int32_t{10};
+  proj.order_by_distance = true;
+  QueryOpts count;
+  count.count_only = true;
+  QueryOpts limit;
+  limit.limit = 3;
+  const std::vector<std::pair<std::string, std::vector<uint8_t>>> seeds = {
+      {"hello", Hello(1)},
+      {"hello_token", Hello(1, "writer")},
+      {"ping", Ping(2)},
+      {"apply", Apply(3, batch)},
+      {"apply_queued", Apply(3, batch, 2)},
+      {"create_kind",
+       SchemaChange(4, EncodeCreateKind({"tree", {{"age", ColumnType::kF64, 1.5, 0}}}))},
+      {"alter_kind",
+       SchemaChange(
+           5, EncodeAlterKind("player", {{"mana", ColumnType::kI64, int64_t{1}, 0}}, {"name"}))},
+      {"get", Get(6, {1, 2, 99}, "player", {"hp"})},
+      {"radius", Radius(7, 0, 0, 10, proj)},
+      {"radius_count", Radius(8, 0, 0, 10, count)},
+      {"rectangle", Rectangle(9, -5, -5, 5, 5, limit)},
+      {"nearest", Nearest(10, 0, 0, 4, proj)},
+      {"density", Density(11, -10, -10, 10, 10, 4, 4, "player")},
+      {"list_kinds", ListKinds(12)},
+      {"stats", Stats(13)},
+      {"snapshot", Snapshot(14)},
+  };
+  std::vector<uint8_t> pipeline{0};       // auth off
+  std::vector<uint8_t> pipeline_auth{1};  // auth on: hello as admin first
+  AddFrame(Hello(1, "admin"), &pipeline_auth);
+  for (const auto& [name, req] : seeds) {
+    std::vector<uint8_t> file{0};  // first byte: auth off
+    AddFrame(req, &file);
+    AddFrame(req, &pipeline);
+    AddFrame(req, &pipeline_auth);
+    std::FILE* f = std::fopen((std::string(dir) + "/" + name).c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(file.data(), 1, file.size(), f);
+    std::fclose(f);
+  }
+  for (const auto& [name, bytes] : {std::pair{std::string("pipeline"), pipeline},
+                                    std::pair{std::string("pipeline_auth"), pipeline_auth},
+                                    std::pair{std::string("regression_misaligned_get_ids"), [] {
+                                                std::vector<uint8_t> f{0};
+                                                AddFrame(MisalignedGetByIds(), &f);
+                                                return f;
+                                              }()}}) {
+    std::FILE* f = std::fopen((std::string(dir) + "/" + name).c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(bytes.data(), 1, bytes.size(), f);
+    std::fclose(f);
+  }
 }
 
 }  // namespace
