@@ -43,7 +43,6 @@ struct Plan {
   std::vector<uint8_t> header;  // kFileHeaderBytes, LSN and totals filled by the child
   std::vector<uint8_t> schema;  // the schema section
   std::vector<std::vector<ColumnType>> types;  // per kind
-  std::vector<std::vector<uint32_t>> max_len;  // per kind, strings' max_length
   std::unique_ptr<uint8_t[]> buffer;
   size_t buffer_bytes = 0;
   std::vector<const Shard*> shards;
@@ -274,11 +273,34 @@ uint64_t NowUs(bool wall) {
 
 std::string Errno(int err) { return err ? std::string(": ") + std::strerror(err) : ""; }
 
+// Bytes of the block buffer `schema` needs: kSnapshotBufferBytes, or more
+// when one row of a kind with long strings would not fit.
+size_t BufferBytesFor(const Schema& schema) {
+  size_t largest_row = 0;
+  for (const KindDef& def : schema.kinds()) {
+    size_t row =
+        32 + kBlockHeaderBytes + Pad8(def.columns.size()) + 8 * (4 + 2 * def.columns.size());
+    for (const ColumnDef& c : def.columns) {
+      row += FixedBytes(c.type) + (c.type == ColumnType::kString ? c.max_length : 0);
+    }
+    largest_row = std::max(largest_row, row);
+  }
+  return std::max(kSnapshotBufferBytes, largest_row);
+}
+
+// Zero-filled, so the pages exist before the fork.
+void Reserve(Plan* plan, size_t bytes) {
+  if (plan->buffer_bytes >= bytes) return;
+  plan->buffer = std::make_unique<uint8_t[]>(bytes);
+  plan->buffer_bytes = bytes;
+}
+
+// Runs after the cut's ticket is taken, while later writes wait for the
+// barrier: only cheap work here (the buffer was reserved before, from the
+// schema of that moment; a schema change in between may need a larger one).
 Status Prepare(const Schema& schema, uint64_t ticket, const Engine& engine, Plan* plan) {
   plan->types.clear();
-  plan->max_len.clear();
   plan->schema.clear();
-  size_t largest_row = 0;
   for (const KindDef& def : schema.kinds()) {
     const std::vector<uint8_t> fb = EncodeCreateKind(def);
     const size_t at = plan->schema.size();
@@ -286,22 +308,10 @@ Status Prepare(const Schema& schema, uint64_t ticket, const Engine& engine, Plan
     Put(plan->schema.data() + at, static_cast<uint32_t>(fb.size()));
     std::memcpy(plan->schema.data() + at + 4, fb.data(), fb.size());
     std::vector<ColumnType> types;
-    std::vector<uint32_t> lens;
-    size_t row =
-        32 + kBlockHeaderBytes + Pad8(def.columns.size()) + 8 * (4 + 2 * def.columns.size());
-    for (const ColumnDef& c : def.columns) {
-      types.push_back(c.type);
-      lens.push_back(c.max_length);
-      row += FixedBytes(c.type) + (c.type == ColumnType::kString ? c.max_length : 0);
-    }
-    largest_row = std::max(largest_row, row);
+    for (const ColumnDef& c : def.columns) types.push_back(c.type);
     plan->types.push_back(std::move(types));
-    plan->max_len.push_back(std::move(lens));
   }
-  plan->buffer_bytes = std::max(kSnapshotBufferBytes, largest_row);
-  // Zero-filled now, so the child's first writes fault in no fresh pages
-  // under the parent's allocator.
-  plan->buffer = std::make_unique<uint8_t[]>(plan->buffer_bytes);
+  Reserve(plan, BufferBytesFor(schema));
   plan->header.assign(kFileHeaderBytes, 0);
   uint8_t* h = plan->header.data();
   std::memcpy(h, kSnapshotMagic, 8);
@@ -365,6 +375,7 @@ Result<SnapshotInfo> Take(Engine& engine, const std::string& dir, const Snapshot
   plan.report = static_cast<ChildReport*>(page);
   std::memset(plan.report, 0, sizeof(ChildReport));
 
+  Reserve(&plan, BufferBytesFor(*engine.schema()));
   uint64_t timestamp_us = 0;
   pid_t pid = -1;
   Engine::CheckpointHooks hooks;
