@@ -4,7 +4,8 @@
 // tools/worldctl_offline.cc and register themselves through
 // AddOfflineCommands().
 //
-// Exit codes (scripts rely on them; docs/protocol.md repeats them):
+// Exit codes (scripts rely on them; docs/ARCHITECTURE.md "Client library
+// and worldctl" repeats them):
 //   0  success
 //   1  the server refused the request (its error message is printed)
 //   2  usage error: bad flags, arguments or input lines (nothing was sent
