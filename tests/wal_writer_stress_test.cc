@@ -36,6 +36,7 @@ void Stress(FileSystem* fs, const std::string& dir, SyncMode mode, uint64_t per_
   o.interval_ms = 1;
   o.segment_bytes = 256 << 10;
   o.group_buffer_bytes = 16 << 10;
+  o.preallocate = true;  // the spare preparer runs concurrently too
   auto w = LogWriter::Open(o, 0, 1);
   ASSERT_TRUE(w.ok()) << w.status().ToString();
   std::atomic<uint64_t> next{1};

@@ -60,6 +60,7 @@ LogOptions Opts(FileSystem* fs, SyncMode mode = SyncMode::kAlways) {
   o.dir = kDir;
   o.fs = fs;
   o.mode = mode;
+  o.preallocate = false;  // 64 MiB of zeros per segment in memory: see the Preallocated tests
   return o;
 }
 
@@ -422,6 +423,56 @@ TEST(WalWriter, RemoveSegmentsBelowIntoArchiveKeepsTheWholeLogReadable) {
   EXPECT_EQ(n, 100u);
 }
 
+TEST(WalWriter, PreallocatedSegmentsComeFromTheSpareAndReadBack) {
+  FaultFileSystem fs;
+  LogOptions o = Opts(&fs);
+  o.preallocate = true;
+  o.segment_bytes = 8192;
+  auto w = LogWriter::Open(o, 0, 1);
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(fs.Contents(kDir + "/" + SegmentName(1)).size(), 8192u) << "first one in place";
+  for (uint64_t t = 1; t <= 300; ++t) {
+    ASSERT_TRUE((*w)->Commit(t, RecordType::kWriteBatch, Bytes(t, 150)).ok());
+    // Give the preparer time: this test is about using the spare.
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+  }
+  const LogStats st = (*w)->stats();
+  EXPECT_GT(st.segments_created, 5u);
+  EXPECT_GT(st.segments_from_spare, 0u);
+  EXPECT_EQ(st.spare_failures, 0u);
+  ASSERT_TRUE((*w)->Close().ok());
+  EXPECT_FALSE(fs.Exists(kDir + "/" + kSpareSegmentName)) << "Close removes the spare";
+  fs.PowerCut();
+  auto got = ReadAll(&fs, kDir);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), 300u);
+  for (uint64_t i = 0; i < 300; ++i) EXPECT_EQ((*got)[i].payload, Bytes(i + 1, 150));
+}
+
+TEST(WalWriter, SpareThatCannotBePreparedIsNotFatal) {
+  FaultFileSystem fs;
+  LogOptions o = Opts(&fs);
+  o.preallocate = true;
+  o.segment_bytes = 8192;
+  ASSERT_TRUE(fs.CreateDir(kDir).ok());
+  // Room for the first preallocated segment and a few appends, not for a spare.
+  fs.SetSpaceLimit(8192 + 6000);
+  auto w = LogWriter::Open(o, 0, 1);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  for (int i = 0; i < 10000 && (*w)->stats().spare_failures == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (uint64_t t = 1; t <= 80; ++t) {
+    ASSERT_TRUE((*w)->Commit(t, RecordType::kWriteBatch, Bytes(t, 100)).ok()) << t;
+  }
+  ASSERT_TRUE((*w)->Close().ok());
+  EXPECT_GT((*w)->stats().spare_failures, 0u);
+  EXPECT_GT((*w)->stats().segments_created, 1u);
+  auto got = ReadAll(&fs, kDir);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->size(), 80u);
+}
+
 // Random records, empties, acks and segment sizes against a model list.
 TEST(WalWriter, RandomizedAgainstAModel) {
   std::mt19937_64 rng(12345);
@@ -431,6 +482,7 @@ TEST(WalWriter, RandomizedAgainstAModel) {
     o.segment_bytes = 4096 << (rng() % 4);
     o.group_buffer_bytes = 4096 << (rng() % 3);
     o.interval_ms = 1;
+    o.preallocate = rng() % 2 == 0;
     std::vector<std::vector<uint8_t>> model;
     uint64_t ticket = 1 + rng() % 1000;
     uint64_t last_lsn = 0;

@@ -180,6 +180,14 @@ class FaultFileSystem::Io final : public LogIo {
                (op.kind == IoOp::Kind::kWrite && static_cast<size_t>(op.result) != op.len);
     }
   }
+  Result<int> OpenPrepared(const std::string& path) override {
+    std::lock_guard l(fs_->mu_);
+    if (fs_->files_.count(Norm(path)) == 0) {
+      return Status::IOError(path + ": open prepared log segment: " + ErrnoText(ENOENT));
+    }
+    handles_[next_] = Norm(path);
+    return next_++;
+  }
   Status CloseSegment(int handle) override {
     handles_.erase(handle);
     return Status::Ok();
@@ -272,6 +280,12 @@ Status FaultFileSystem::Truncate(const std::string& path, uint64_t size) {
   it->second.data.resize(size, 0);
   it->second.synced = it->second.data;
   return Status::Ok();
+}
+
+Status FaultFileSystem::PrepareFile(const std::string& path, uint64_t bytes, Preallocate how) {
+  std::lock_guard l(mu_);
+  auto p = OpenSegmentLocked(path, bytes, how);
+  return p.ok() ? Status::Ok() : p.status();
 }
 
 Result<uint64_t> FaultFileSystem::FileSize(const std::string& path) {

@@ -55,6 +55,7 @@ class FaultFileSystem final : public FileSystem {
   Status Remove(const std::string& path) override;
   Status Truncate(const std::string& path, uint64_t size) override;
   Result<uint64_t> FileSize(const std::string& path) override;
+  Status PrepareFile(const std::string& path, uint64_t bytes, Preallocate how) override;
 
  private:
   class Io;

@@ -47,6 +47,30 @@ int PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t off) {
   return 0;
 }
 
+// Creates `path` (truncating it) with `bytes` reserved as `how` says, synced;
+// returns the open descriptor.
+Result<int> CreateReserved(const std::string& path, uint64_t bytes, Preallocate how) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("create log segment", path, errno);
+  int err = 0;
+  if (how == Preallocate::kFallocate && bytes > 0) {
+    if (::fallocate(fd, 0, 0, static_cast<off_t>(bytes)) != 0) err = errno;
+  } else if (how == Preallocate::kZeroFill && bytes > 0) {
+    static const std::vector<uint8_t> zeros(size_t{1} << 20, 0);
+    for (uint64_t off = 0; off < bytes && err == 0; off += zeros.size()) {
+      err = PwriteAll(fd, zeros.data(), std::min<uint64_t>(zeros.size(), bytes - off), off);
+    }
+  }
+  // The size and block map must be durable before appends rely on them
+  // needing only a data sync.
+  if (err == 0 && how != Preallocate::kNone && ::fdatasync(fd) != 0) err = errno;
+  if (err != 0) {
+    ::close(fd);
+    return Errno("preallocate " + std::to_string(bytes) + " bytes", path, err);
+  }
+  return fd;
+}
+
 // The production LogIo: one io_uring owned by the log thread. A chain of ops
 // is one submission of linked SQEs; the thread waits for all completions.
 class UringLogIo final : public LogIo {
@@ -74,27 +98,15 @@ class UringLogIo final : public LogIo {
   }
 
   Result<int> OpenSegment(const std::string& path, uint64_t bytes, Preallocate how) override {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return Errno("create log segment", path, errno);
-    int err = 0;
-    if (how == Preallocate::kFallocate && bytes > 0) {
-      if (::fallocate(fd, 0, 0, static_cast<off_t>(bytes)) != 0) err = errno;
-    } else if (how == Preallocate::kZeroFill && bytes > 0) {
-      static const std::vector<uint8_t> zeros(size_t{1} << 20, 0);
-      for (uint64_t off = 0; off < bytes && err == 0; off += zeros.size()) {
-        err = PwriteAll(fd, zeros.data(), std::min<uint64_t>(zeros.size(), bytes - off), off);
-      }
-    }
-    // The size and block map must be durable before appends rely on them
-    // needing only a data sync.
-    if (err == 0 && how != Preallocate::kNone && ::fdatasync(fd) != 0) err = errno;
-    if (err != 0) {
-      ::close(fd);
-      return Errno("preallocate " + std::to_string(bytes) + " bytes", path, err);
-    }
-    const int h = next_handle_++;
-    fds_[h] = fd;
-    return h;
+    auto fd = CreateReserved(path, bytes, how);
+    if (!fd.ok()) return fd.status();
+    return Adopt(*fd);
+  }
+
+  Result<int> OpenPrepared(const std::string& path) override {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return Errno("open prepared log segment", path, errno);
+    return Adopt(fd);
   }
 
   void Run(int handle, std::span<IoOp> ops) override {
@@ -160,6 +172,12 @@ class UringLogIo final : public LogIo {
       }
       i += n;
     }
+  }
+
+  int Adopt(int fd) {
+    const int h = next_handle_++;
+    fds_[h] = fd;
+    return h;
   }
 
   Status CloseSegment(int handle) override {
@@ -281,6 +299,13 @@ class PosixFileSystem final : public FileSystem {
     if (err == 0 && ::fsync(fd) != 0) err = errno;
     ::close(fd);
     if (err != 0) return Errno("truncate to " + std::to_string(size) + " bytes", path, err);
+    return Status::Ok();
+  }
+
+  Status PrepareFile(const std::string& path, uint64_t bytes, Preallocate how) override {
+    auto fd = CreateReserved(path, bytes, how);
+    if (!fd.ok()) return fd.status();
+    ::close(*fd);
     return Status::Ok();
   }
 

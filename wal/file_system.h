@@ -52,6 +52,9 @@ class LogIo {
   // Creates `path` (replacing any file of that name) for writing and
   // reserves `bytes` as `how` says; returns a handle for Run.
   virtual Result<int> OpenSegment(const std::string& path, uint64_t bytes, Preallocate how) = 0;
+  // Opens an existing file (prepared with FileSystem::PrepareFile) for
+  // writing without truncating it.
+  virtual Result<int> OpenPrepared(const std::string& path) = 0;
   // Runs `ops` on the segment, in order, as one linked chain; fills results.
   virtual void Run(int handle, std::span<IoOp> ops) = 0;
   virtual Status CloseSegment(int handle) = 0;
@@ -87,6 +90,9 @@ class FileSystem {
   // Cuts `path` to `size` bytes and fsyncs it.
   virtual Status Truncate(const std::string& path, uint64_t size) = 0;
   virtual Result<uint64_t> FileSize(const std::string& path) = 0;
+  // Creates (or replaces) `path` with `bytes` reserved as `how` says, synced:
+  // the log's next segment, prepared ahead of use off the append path.
+  virtual Status PrepareFile(const std::string& path, uint64_t bytes, Preallocate how) = 0;
 };
 
 // "dir/name" (no doubled slash).

@@ -90,10 +90,43 @@ Status LogWriter::Start() {
   auto io = fs_->NewLogIo(spans);
   if (!io.ok()) return io.status();
   io_ = std::move(io.value());
+  spare_path_ = JoinPath(o_.dir, kSpareSegmentName);
   WORLDDB_RETURN_IF_ERROR(OpenSegment(last_lsn_ + 1));
   last_sync_ = std::chrono::steady_clock::now();
+  if (o_.preallocate) {
+    prep_thread_ = std::thread([this] { PrepareLoop(); });
+    WantSpare();
+  }
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
+}
+
+void LogWriter::WantSpare() {
+  std::lock_guard l(prep_mu_);
+  if (spare_ == Spare::kNone || spare_ == Spare::kFailed) {
+    spare_ = Spare::kWanted;
+    prep_cv_.notify_one();
+  }
+}
+
+// Zero-fills the next segment while the current one takes records, so that
+// rotation costs a rename instead of writing segment_bytes of zeros.
+void LogWriter::PrepareLoop() {
+  std::unique_lock l(prep_mu_);
+  while (true) {
+    prep_cv_.wait(l, [&] { return prep_stop_ || spare_ == Spare::kWanted; });
+    if (prep_stop_) return;
+    l.unlock();
+    const Status s = fs_->PrepareFile(spare_path_, o_.segment_bytes, o_.preallocate_method);
+    l.lock();
+    spare_ = s.ok() ? Spare::kReady : Spare::kFailed;
+    if (!s.ok()) {
+      // Not fatal: the next segment is created without preallocation, and a
+      // real lack of space shows up as a failed append.
+      std::lock_guard m(mu_);
+      ++stats_.spare_failures;
+    }
+  }
 }
 
 LogWriter::~LogWriter() { (void)Close(); }
@@ -336,6 +369,15 @@ Status LogWriter::Close() {
     if (s.ok()) s = c;
     cur_handle_ = -1;
   }
+  if (prep_thread_.joinable()) {
+    {
+      std::lock_guard p(prep_mu_);
+      prep_stop_ = true;
+      prep_cv_.notify_one();
+    }
+    prep_thread_.join();
+    if (spare_ == Spare::kReady) (void)fs_->Remove(spare_path_);
+  }
   std::lock_guard l(mu_);
   closed_ = true;
   Fail(Status::Unavailable("the log " + o_.dir + " is closed"));
@@ -445,8 +487,22 @@ Status LogWriter::OpenSegment(uint64_t first_lsn) {
     cur_handle_ = -1;
   }
   const std::string path = JoinPath(o_.dir, SegmentName(first_lsn));
-  auto h = io_->OpenSegment(path, o_.preallocate ? o_.segment_bytes : 0,
-                            o_.preallocate ? o_.preallocate_method : Preallocate::kNone);
+  bool from_spare = false;
+  if (prep_thread_.joinable()) {
+    std::lock_guard p(prep_mu_);
+    if (spare_ == Spare::kReady) {
+      spare_ = Spare::kNone;
+      from_spare = fs_->Rename(spare_path_, path).ok();
+    }
+  }
+  // Without a ready spare, a rotation creates the segment unreserved rather
+  // than stall every appender while segment_bytes of zeros are written; the
+  // first segment (before any record waits) is preallocated in place.
+  const bool inline_prealloc = o_.preallocate && !prep_thread_.joinable();
+  auto h = from_spare
+               ? io_->OpenPrepared(path)
+               : io_->OpenSegment(path, inline_prealloc ? o_.segment_bytes : 0,
+                                  inline_prealloc ? o_.preallocate_method : Preallocate::kNone);
   if (!h.ok()) return Status::IOError(h.status().message() + kStopped);
   cur_handle_ = *h;
   cur_path_ = path;
@@ -460,9 +516,13 @@ Status LogWriter::OpenSegment(uint64_t first_lsn) {
   const Status d = fs_->SyncDir(o_.dir);
   if (!d.ok()) return Status::IOError(d.message() + kStopped);
   cur_dirty_ = false;
-  std::lock_guard l(mu_);
-  cur_segment_first_ = first_lsn;
-  ++stats_.segments_created;
+  {
+    std::lock_guard l(mu_);
+    cur_segment_first_ = first_lsn;
+    ++stats_.segments_created;
+    if (from_spare) ++stats_.segments_from_spare;
+  }
+  if (o_.preallocate && prep_thread_.joinable()) WantSpare();
   return Status::Ok();
 }
 

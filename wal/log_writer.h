@@ -56,7 +56,10 @@ enum class SyncMode : uint8_t {
 
 // Whether new segments are preallocated by default: bench/wal_bench measured
 // it on this machine (docs/benchmarks.md, "Write-ahead log").
-inline constexpr bool kDefaultPreallocate = false;
+inline constexpr bool kDefaultPreallocate = true;
+// The next segment is prepared (zero-filled, synced) under this name by a
+// helper thread while the current one fills, and renamed at rotation.
+inline constexpr char kSpareSegmentName[] = "wal-spare.tmp";
 
 struct LogOptions {
   std::string dir;
@@ -84,6 +87,8 @@ struct LogStats {
   uint64_t flushes = 0;  // write submissions (group commits)
   uint64_t syncs = 0;    // fdatasyncs that covered records
   uint64_t segments_created = 0;
+  uint64_t segments_from_spare = 0;  // preallocated ahead of use, renamed in
+  uint64_t spare_failures = 0;       // preparing a spare failed (segment made without one)
   // group_records[k]: flushes that carried [2^k, 2^(k+1)) records.
   std::array<uint64_t, 24> group_records{};
   // sync_us[k]: write+fdatasync submissions that took [2^k, 2^(k+1)) us.
@@ -152,6 +157,8 @@ class LogWriter final : public CommitLog {
   void Fail(const Status& s);
   void WakeWaiters();
   void Loop();
+  void PrepareLoop();
+  void WantSpare();
   // Log thread only (no lock held):
   Status WriteChunks(std::vector<Chunk>& chunks, bool sync);
   Status OpenSegment(uint64_t first_lsn);
@@ -199,6 +206,15 @@ class LogWriter final : public CommitLog {
   alignas(8) uint8_t seg_header_[kSegmentHeaderBytes] = {};
 
   std::mutex maint_mu_;  // RemoveSegmentsBelow
+
+  // The spare segment (when preallocating).
+  enum class Spare : uint8_t { kNone, kWanted, kReady, kFailed };
+  std::mutex prep_mu_;
+  std::condition_variable prep_cv_;
+  Spare spare_ = Spare::kNone;
+  bool prep_stop_ = false;
+  std::string spare_path_;
+  std::thread prep_thread_;
 };
 
 }  // namespace worlddb::wal
