@@ -61,8 +61,18 @@ Window Stats(const std::vector<Op>& ops, int64_t from, int64_t to) {
   return w;
 }
 
+// Resident memory of this process: fork's page-table copy grows with it.
+size_t RssMb() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  size_t pages = 0, rss = 0;
+  if (std::fscanf(f, "%zu %zu", &pages, &rss) != 2) rss = 0;
+  std::fclose(f);
+  return rss * 4096 >> 20;
+}
+
 struct RunResult {
-  double snapshot_ms, mb_per_s, pause_ms, load_ms;
+  double snapshot_ms, mb_per_s, pause_ms, fork_ms, load_ms;
   Window before, during;
 };
 
@@ -133,9 +143,9 @@ int main(int argc, char** argv) {
       moves.push_back(b.FinishCopy());
     }
   }
-  std::printf("world: %zu + %zu entities, %u shards\n", w.n(), typed, shards);
-  std::printf("%4s %10s %8s %9s %9s | %14s %14s | %14s %14s\n", "run", "snap_ms", "MB/s",
-              "pause_ms", "load_ms", "before_max_us", "during_max_us", "before_p999_us",
+  std::printf("world: %zu + %zu entities, %u shards, RSS %zu MB\n", w.n(), typed, shards, RssMb());
+  std::printf("%4s %10s %8s %9s %8s %9s | %14s %14s | %14s %14s\n", "run", "snap_ms", "MB/s",
+              "pause_ms", "fork_ms", "load_ms", "before_max_us", "during_max_us", "before_p999_us",
               "during_p999_us");
   std::vector<RunResult> results;
   for (int run = 0; run < runs; ++run) {
@@ -180,6 +190,7 @@ int main(int argc, char** argv) {
     rr.snapshot_ms = info->duration_us / 1e3;
     rr.mb_per_s = info->bytes / 1e6 / (info->duration_us / 1e6);
     rr.pause_ms = info->pause_us / 1e3;
+    rr.fork_ms = info->fork_us / 1e3;
     rr.during = Stats(ops, Ns(before_start), Ns(snap_end));
     rr.before = Stats(ops, Ns(settle_start), Ns(settle_end));
     auto fresh = std::move(Engine::Open(o).value());
@@ -192,8 +203,9 @@ int main(int argc, char** argv) {
     }
     std::filesystem::remove(info->path);
     std::printf(
-        "%4d %10.1f %8.1f %9.3f %9.1f | %14.0f %14.0f | %14.0f %14.0f   (%zu MB, ops %zu/%zu)\n",
-        run, rr.snapshot_ms, rr.mb_per_s, rr.pause_ms, rr.load_ms, rr.before.max_us,
+        "%4d %10.1f %8.1f %9.3f %8.3f %9.1f | %14.0f %14.0f | %14.0f %14.0f   (%zu MB, ops "
+        "%zu/%zu)\n",
+        run, rr.snapshot_ms, rr.mb_per_s, rr.pause_ms, rr.fork_ms, rr.load_ms, rr.before.max_us,
         rr.during.max_us, rr.before.p999_us, rr.during.p999_us,
         static_cast<size_t>(info->bytes >> 20), rr.before.ops, rr.during.ops);
     results.push_back(rr);
@@ -208,11 +220,13 @@ int main(int argc, char** argv) {
   const double bp = med([](const RunResult& r) { return r.before.p999_us; });
   const double dp = med([](const RunResult& r) { return r.during.p999_us; });
   std::printf(
-      "median: snapshot %.1f ms (%.1f MB/s), pause %.3f ms, load %.1f ms; client max %.0f us "
+      "median: snapshot %.1f ms (%.1f MB/s), pause %.3f ms (fork %.3f ms), load %.1f ms; client "
+      "max %.0f us "
       "during vs %.0f us before (x%.2f), p99.9 %.0f us during vs %.0f us before (x%.2f)\n",
       med([](const RunResult& r) { return r.snapshot_ms; }),
       med([](const RunResult& r) { return r.mb_per_s; }),
       med([](const RunResult& r) { return r.pause_ms; }),
+      med([](const RunResult& r) { return r.fork_ms; }),
       med([](const RunResult& r) { return r.load_ms; }), dmax, bmax, dmax / bmax, dp, bp, dp / bp);
   return 0;
 }

@@ -36,6 +36,7 @@ struct SnapshotInfo {
   uint32_t shards_at_write = 0;
   // Filled by TakeSnapshot only.
   uint64_t pause_us = 0;     // how long the shards were parked
+  uint64_t fork_us = 0;      // of which the fork() call
   uint64_t duration_us = 0;  // TakeSnapshot's whole call
 };
 

@@ -376,7 +376,7 @@ Result<SnapshotInfo> Take(Engine& engine, const std::string& dir, const Snapshot
   std::memset(plan.report, 0, sizeof(ChildReport));
 
   Reserve(&plan, BufferBytesFor(*engine.schema()));
-  uint64_t timestamp_us = 0;
+  uint64_t timestamp_us = 0, fork_us = 0;
   pid_t pid = -1;
   Engine::CheckpointHooks hooks;
   hooks.prepare = [&](const Schema& schema, uint64_t ticket) {
@@ -386,8 +386,10 @@ Result<SnapshotInfo> Take(Engine& engine, const std::string& dir, const Snapshot
     plan.shards.assign(shards.begin(), shards.end());
     timestamp_us = NowUs(true);
     Put(plan.header.data() + kOffTimestamp, timestamp_us);
+    const uint64_t fork_start = NowUs(false);
     pid = fork();
     if (pid == 0) ChildMain(plan);  // never returns
+    fork_us = NowUs(false) - fork_start;
     if (pid < 0) return Status::IOError("fork for the snapshot failed" + Errno(errno));
     return Status::Ok();
   };
@@ -450,6 +452,7 @@ Result<SnapshotInfo> Take(Engine& engine, const std::string& dir, const Snapshot
   info.bytes = rep.bytes;
   info.shards_at_write = engine.shard_count();
   info.pause_us = cut->pause_us;
+  info.fork_us = fork_us;
   info.duration_us = NowUs(false) - start_us;
   return info;
 }
