@@ -1,7 +1,9 @@
 #include "wal/snapshot_writer.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -387,8 +389,17 @@ Result<SnapshotInfo> Take(Engine& engine, const std::string& dir, const Snapshot
     timestamp_us = NowUs(true);
     Put(plan.header.data() + kOffTimestamp, timestamp_us);
     const uint64_t fork_start = NowUs(false);
+    const pid_t parent = getpid();
     pid = fork();
-    if (pid == 0) ChildMain(plan);  // never returns
+    if (pid == 0) {
+      // The child must not outlive its parent (it holds the parent's files),
+      // and must see EOF on the socket when the parent dies before sending
+      // the LSN, so it closes the parent's end.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(4);
+      close(cleanup.parent_sock());
+      ChildMain(plan);  // never returns
+    }
     fork_us = NowUs(false) - fork_start;
     if (pid < 0) return Status::IOError("fork for the snapshot failed" + Errno(errno));
     return Status::Ok();
