@@ -364,6 +364,7 @@ class FakeLog : public CommitLog {
     std::unique_lock<std::mutex> lock(mu_);
     Arrive(ticket, false, lock);
     marks_.push_back(lsn_);  // single-threaded test: no later ticket got in
+    if (mark_error_) return Status::IOError("log stopped");
     return lsn_;
   }
   Status WaitDurable(uint64_t lsn) override {
@@ -379,6 +380,7 @@ class FakeLog : public CommitLog {
   std::map<uint64_t, bool> early_;
   std::vector<uint64_t> marks_, waited_;
   bool durable_error_ = false;
+  bool mark_error_ = false;
 
  private:
   // Assigns LSNs in ticket order, as the real log does.
@@ -423,6 +425,25 @@ TEST(Snapshot, LsnComesFromTheLogAndDurabilityGatesTheFile) {
   auto dst = Open(1);
   ASSERT_TRUE(LoadSnapshot(info->path, dst.get(), nullptr).ok());
   ExpectSameWorld(*src, *dst);
+}
+
+// Mark fails after the child was forked: the child must learn that no LSN
+// comes (EOF on its socket, which needs the child to close its copy of the
+// parent's end) and exit; the call returns the log's error, no file is left.
+TEST(Snapshot, FailingMarkAfterTheForkEndsTheChild) {
+  TempDir dir;
+  FakeLog log;
+  auto src = Open(2);
+  src->SetCommitLog(&log);
+  Populate(*src, 100);
+  log.mark_error_ = true;
+  auto info = TakeSnapshot(*src, dir.path(), {});
+  ASSERT_FALSE(info.ok());
+  EXPECT_NE(info.status().message().find("log stopped"), std::string::npos);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 0);
+  // The engine goes on.
+  QueryResult r;
+  EXPECT_TRUE(src->Run(Query::Circle(0, 0, 100), &r).ok());
 }
 
 // ---- Damage ---------------------------------------------------------------------
