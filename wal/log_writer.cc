@@ -29,12 +29,16 @@ size_t Log2Bucket(uint64_t v, size_t buckets) {
 
 }  // namespace
 
+// One caller of Commit/Mark/WaitDurable/Flush, on its own stack. It sleeps
+// once, until `done`: the thread that sequences its ticket either finishes
+// it (mark, empty record, kQueued) or moves it straight to the list the log
+// thread wakes from, so an appender is woken once per commit.
 struct LogWriter::Waiter {
   uint64_t ticket = 0;
   RecordType type = RecordType::kWriteBatch;
   std::span<const uint8_t> record;
+  Ack ack = Ack::kMode;
   bool mark = false;
-  bool sequenced = false;
   uint64_t lsn = 0;
   // Waiting for written/durable.
   uint64_t need = 0;
@@ -139,11 +143,9 @@ Status LogWriter::Commit(uint64_t ticket, RecordType type, std::span<const uint8
   w.ticket = ticket;
   w.type = type;
   w.record = record;
+  w.ack = ack;
   std::unique_lock l(mu_);
-  WORLDDB_RETURN_IF_ERROR(Enqueue(l, &w));
-  if (record.empty() || ack == Ack::kQueued) return Status::Ok();
-  const bool durable = ack == Ack::kMode && o_.mode == SyncMode::kAlways;
-  return WaitFor(l, w.lsn, durable);
+  return Enqueue(l, &w);
 }
 
 Result<uint64_t> LogWriter::Mark(uint64_t ticket) {
@@ -164,7 +166,7 @@ Status LogWriter::Enqueue(std::unique_lock<std::mutex>& l, Waiter* w) {
   }
   parked_[w->ticket] = w;
   if (!sequencing_) Drain(l);
-  while (!w->sequenced) w->cv.wait(l);
+  while (!w->done) w->cv.wait(l);
   return w->st;
 }
 
@@ -178,16 +180,24 @@ void LogWriter::Drain(std::unique_lock<std::mutex>& l) {
     if (!x->record.empty()) {
       const Status s = Append(l, x);
       if (!s.ok()) {
-        Fail(s);
+        Fail(s);  // finishes every parked and waiting caller, not x
         x->st = failed_;
+        x->done = true;
+        x->cv.notify_one();
+        break;
       }
     } else if (x->mark) {
       x->lsn = last_lsn_;
     }
-    x->sequenced = true;
-    x->cv.notify_one();
-    if (!x->st.ok()) break;
     ++next_ticket_;
+    if (x->record.empty() || x->ack == Ack::kQueued) {
+      x->done = true;
+      x->cv.notify_one();
+      continue;
+    }
+    x->need = x->lsn;
+    x->need_durable = x->ack == Ack::kMode && o_.mode == SyncMode::kAlways;
+    waiting_.push_back(x);  // the log thread finishes it
   }
   sequencing_ = false;
 }
@@ -292,7 +302,7 @@ void LogWriter::Fail(const Status& s) {
   failed_flag_.store(true, std::memory_order_release);
   for (auto& [t, w] : parked_) {
     w->st = failed_;
-    w->sequenced = true;
+    w->done = true;
     w->cv.notify_one();
   }
   parked_.clear();
