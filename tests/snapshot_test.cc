@@ -588,6 +588,33 @@ TEST_F(SnapshotDamage, NewerVersionIsRefusedByName) {
             std::string::npos);
 }
 
+// Regression: a block (checksum recomputed, as a buggy or hostile writer
+// would) whose payload ends inside the padding of a bool column. The reader's
+// position then passes the payload's end; a later column's claim used to
+// wrap around in unsigned arithmetic and read past the block.
+TEST_F(SnapshotDamage, PayloadEndingInsidePaddingIsRefused) {
+  std::vector<uint8_t> bad = good_;
+  bool found = false;
+  for (uint64_t off : blocks_) {
+    uint16_t kind;
+    uint32_t rows;
+    std::memcpy(&kind, bad.data() + off + 12, 2);
+    std::memcpy(&rows, bad.data() + off + 16, 4);
+    if (kind != 0 || rows % 8 == 0) continue;  // player: bool, i32, ...
+    const uint64_t payload = 33ull * rows;     // ids, x, y, z, then the bools unpadded
+    std::memcpy(bad.data() + off + 24, &payload, 8);
+    const uint64_t sum = XXH3_64bits(bad.data() + off + 8, kBlockHeaderBytes - 8 + 8 + payload);
+    std::memcpy(bad.data() + off, &sum, 8);
+    found = true;
+    break;
+  }
+  ASSERT_TRUE(found) << "Populate(60) on 2 shards has a player block of rows % 8 != 0";
+  ExpectRefused(bad, -1, "payload inside padding");
+  WriteFile(bad_path_, bad);
+  const std::string m = ReadSnapshotInfo(bad_path_, true).status().message();
+  EXPECT_NE(m.find("i32 values run past the block's payload"), std::string::npos) << m;
+}
+
 // A block dropped from the middle, with its checksum intact: the totals and
 // the checksum chain in the footer catch it.
 TEST_F(SnapshotDamage, MissingBlockIsRefused) {

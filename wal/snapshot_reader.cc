@@ -275,13 +275,16 @@ Status CheckBlocks(const Checker& c, const uint8_t* data, const Rect& world, Par
     ref.kind = kind;
     ref.rows = rows;
     uint64_t q = 0;  // position within the payload
+    // Claims the next n bytes (then padding to 8) of the payload. q may pass
+    // `payload` only through the last part's padding; the final size check
+    // refuses that, and no later claim may start beyond the payload.
     auto take = [&](uint64_t n, const char* what, const uint8_t** at) -> Status {
-      if (n > payload - q) {
-        return c.Bad(pl_off + q, where + ": " + what + " run past the block's payload");
+      if (q > payload || n > payload - q) {
+        return c.Bad(pl_off + std::min(q, payload),
+                     where + ": " + what + " run past the block's payload");
       }
       *at = pl + q;
       q += Pad8(n);
-      if (q > payload) q = payload + 1;  // padding missing: caught by the final size check
       return Status::Ok();
     };
     WORLDDB_RETURN_IF_ERROR(take(8ull * rows, "ids", &ref.ids));
