@@ -392,3 +392,36 @@ TEST(DaemonTest, ServesOnAnEphemeralPortAndExitsZeroOnSigterm) {
 
 }  // namespace
 }  // namespace worlddb::net
+
+namespace worlddb::net {
+namespace {
+
+using namespace worlddb::net::testing;
+
+// Many 32 KB write frames, one in flight at a time, then 8 at a time.
+TEST_F(ServerTest, ManyLargeWritesInSequence) {
+  StartServer();
+  RawConn c(port());
+  ASSERT_TRUE(c.Send(Apply(1, Players(1, 1000))));
+  ASSERT_TRUE(c.Read());
+  uint64_t id = 2;
+  for (int round = 0; round < 300; ++round) {
+    BatchBuilder b;
+    for (int i = 1; i <= 1000; ++i) b.Move(i, (i + round) % 100, round % 100);
+    auto s = b.Finish();
+    const std::vector<uint8_t> batch(s.begin(), s.end());
+    const int in_flight = round < 150 ? 1 : 8;
+    std::vector<uint8_t> all;
+    for (int k = 0; k < in_flight; ++k) AppendFrame(Apply(id + k, batch), &all);
+    ASSERT_TRUE(c.SendRaw(all));
+    for (int k = 0; k < in_flight; ++k) {
+      auto r = c.Read(20000);
+      ASSERT_TRUE(r && r->valid()) << "round " << round << " response " << k;
+      ASSERT_EQ((*r)->request_id(), id + k);
+    }
+    id += in_flight;
+  }
+}
+
+}  // namespace
+}  // namespace worlddb::net
