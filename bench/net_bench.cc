@@ -167,6 +167,7 @@ PhaseResult RunBatches(const std::string& name, std::vector<std::unique_ptr<Clie
   const size_t C = conns.size();
   std::vector<size_t> next(C), end(C);
   std::vector<Clock::time_point> started(C);
+  std::vector<bool> busy(C, false);
   PhaseResult r;
   r.name = name;
   r.connections = C;
@@ -180,6 +181,7 @@ PhaseResult RunBatches(const std::string& name, std::vector<std::unique_ptr<Clie
     if (next[i] < end[i]) {
       started[i] = Clock::now();
       send(*conns[i], next[i]++);
+      busy[i] = true;
       ++active;
     }
   }
@@ -187,9 +189,12 @@ PhaseResult RunBatches(const std::string& name, std::vector<std::unique_ptr<Clie
   while (active > 0) {
     for (size_t i = 0; i < C; ++i) {
       Client& c = *conns[i];
-      if (c.in_flight() == 0) continue;
-      Status s = c.Poll(0);
-      if (!s.ok()) Die(name + ": " + s.ToString());
+      if (!busy[i]) continue;
+      // A batch may also complete inside the Poll that follows its send.
+      if (c.in_flight() != 0) {
+        Status s = c.Poll(0);
+        if (!s.ok()) Die(name + ": " + s.ToString());
+      }
       if (c.in_flight() == 0) {
         const auto now = Clock::now();
         r.batch_ms.push_back(1e3 * Seconds(started[i], now));
@@ -198,13 +203,26 @@ PhaseResult RunBatches(const std::string& name, std::vector<std::unique_ptr<Clie
           send(c, next[i]++);
           if (!c.Poll(0).ok()) Die(name + ": " + c.broken_status().ToString());
         } else {
+          busy[i] = false;
           --active;
         }
       }
     }
+    bool completed = false;  // a batch finished inside the Poll after its send
+    for (size_t i = 0; i < C; ++i) completed |= busy[i] && conns[i]->in_flight() == 0;
+    if (completed) continue;
     for (size_t i = 0; i < C; ++i)
-      fds[i] = {conns[i]->fd(), static_cast<short>(conns[i]->in_flight() ? POLLIN : 0), 0};
-    if (active) ::poll(fds.data(), fds.size(), 1000);
+      fds[i] = {conns[i]->fd(),
+                static_cast<short>((conns[i]->in_flight() ? POLLIN : 0) |
+                                   (conns[i]->unsent_bytes() ? POLLOUT : 0)),
+                0};
+    if (active && ::poll(fds.data(), fds.size(), 10000) == 0) {
+      std::string state;
+      for (size_t i = 0; i < C; ++i)
+        state += " [conn " + std::to_string(i) + ": " + std::to_string(conns[i]->in_flight()) +
+                 " in flight, " + std::to_string(conns[i]->unsent_bytes()) + " bytes unsent]";
+      Die(name + ": no progress for 10 s:" + state);
+    }
   }
   r.seconds = Seconds(t0, Clock::now());
   r.server_cpu = (server.CpuSeconds() - cpu0) / r.seconds;

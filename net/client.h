@@ -116,6 +116,8 @@ class Client {
   bool broken() const { return !broken_.ok(); }
   const Status& broken_status() const { return broken_; }
   size_t in_flight() const { return pending_.size(); }
+  // Queued request bytes the socket has not taken yet (poll for POLLOUT).
+  size_t unsent_bytes() const { return out_.size() - out_pos_; }
   int fd() const { return fd_; }
 
   // ---- Synchronous API ----
