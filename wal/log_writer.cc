@@ -95,12 +95,17 @@ Status LogWriter::Start() {
   if (!io.ok()) return io.status();
   io_ = std::move(io.value());
   spare_path_ = JoinPath(o_.dir, kSpareSegmentName);
+  if (o_.preallocate) {
+    // A restart must not wait for segment_bytes of zeros to be written: the
+    // spare a previous run prepared (and left at Close) becomes the first
+    // segment; without one, the first segment starts unreserved and the
+    // helper prepares the next.
+    auto spare_size = fs_->FileSize(spare_path_);
+    if (spare_size.ok() && *spare_size == o_.segment_bytes) spare_ = Spare::kReady;
+    prep_thread_ = std::thread([this] { PrepareLoop(); });
+  }
   WORLDDB_RETURN_IF_ERROR(OpenSegment(last_lsn_ + 1));
   last_sync_ = std::chrono::steady_clock::now();
-  if (o_.preallocate) {
-    prep_thread_ = std::thread([this] { PrepareLoop(); });
-    WantSpare();
-  }
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
 }
@@ -386,7 +391,8 @@ Status LogWriter::Close() {
       prep_cv_.notify_one();
     }
     prep_thread_.join();
-    if (spare_ == Spare::kReady) (void)fs_->Remove(spare_path_);
+    // A ready spare stays for the next Open; a half-prepared one goes.
+    if (spare_ != Spare::kReady) (void)fs_->Remove(spare_path_);
   }
   std::lock_guard l(mu_);
   closed_ = true;
@@ -505,14 +511,9 @@ Status LogWriter::OpenSegment(uint64_t first_lsn) {
       from_spare = fs_->Rename(spare_path_, path).ok();
     }
   }
-  // Without a ready spare, a rotation creates the segment unreserved rather
-  // than stall every appender while segment_bytes of zeros are written; the
-  // first segment (before any record waits) is preallocated in place.
-  const bool inline_prealloc = o_.preallocate && !prep_thread_.joinable();
-  auto h = from_spare
-               ? io_->OpenPrepared(path)
-               : io_->OpenSegment(path, inline_prealloc ? o_.segment_bytes : 0,
-                                  inline_prealloc ? o_.preallocate_method : Preallocate::kNone);
+  // Without a ready spare the segment is created unreserved rather than
+  // stall every appender while segment_bytes of zeros are written.
+  auto h = from_spare ? io_->OpenPrepared(path) : io_->OpenSegment(path, 0, Preallocate::kNone);
   if (!h.ok()) return Status::IOError(h.status().message() + kStopped);
   cur_handle_ = *h;
   cur_path_ = path;
