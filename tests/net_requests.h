@@ -160,7 +160,7 @@ inline KindDef PlayerKind() {
 class Reply {
  public:
   explicit Reply(const std::vector<uint8_t>& bytes) : Reply(bytes.data(), bytes.size()) {}
-  Reply(const uint8_t* data, size_t size) : storage_((size + 7) / 8), size_(size) {
+  Reply(const uint8_t* data, size_t size) : storage_((size + 7) / 8) {
     if (size) std::memcpy(storage_.data(), data, size);
     fbs::Verifier v(reinterpret_cast<const uint8_t*>(storage_.data()), size);
     valid_ = size >= 4 && v.VerifyBuffer<fb::Response>(nullptr);
@@ -179,7 +179,6 @@ class Reply {
 
  private:
   std::vector<uint64_t> storage_;
-  size_t size_;
   bool valid_ = false;
 };
 
