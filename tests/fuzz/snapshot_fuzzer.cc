@@ -62,14 +62,29 @@ void RunOne(const std::string& path, const std::vector<uint8_t>& bytes) {
   if (!bytes.empty()) std::fwrite(bytes.data(), 1, bytes.size(), f);
   std::fclose(f);
   (void)ReadSnapshotInfo(path, false);
-  const bool valid = ReadSnapshotInfo(path, true).ok();
+  const auto verified = ReadSnapshotInfo(path, true);
   EngineOptions o;
   o.max_batch_bytes = size_t{64} << 20;
   auto engine = std::move(Engine::Open(o).value());
-  const Status st = LoadSnapshot(path, engine.get(), nullptr);
-  // Verification and loading must agree: a verified file loads whole.
-  if (valid != st.ok()) {
-    std::fprintf(stderr, "verify says %d, load says %s\n", valid, st.ToString().c_str());
+  SnapshotInfo info;
+  const Status st = LoadSnapshot(path, engine.get(), &info);
+  // The reader checks positions against the file's world, the loader against
+  // the engine's: a verified file whose world lies inside the engine's must
+  // load, and a loaded file must hold exactly the entities it claims.
+  bool inside = false;
+  if (bytes.size() >= kFileHeaderBytes) {
+    const Rect w{Get<double>(bytes, kOffWorld), Get<double>(bytes, kOffWorld + 8),
+                 Get<double>(bytes, kOffWorld + 16), Get<double>(bytes, kOffWorld + 24)};
+    inside = w.min_x >= o.world.min_x && w.min_y >= o.world.min_y && w.max_x <= o.world.max_x &&
+             w.max_y <= o.world.max_y;
+  }
+  if (verified.ok() && inside && !st.ok()) {
+    std::fprintf(stderr, "verified, but the load failed: %s\n", st.ToString().c_str());
+    __builtin_trap();
+  }
+  if (st.ok() && engine->size() != info.entities) {
+    std::fprintf(stderr, "loaded %zu entities, the file says %llu\n", engine->size(),
+                 static_cast<unsigned long long>(info.entities));
     __builtin_trap();
   }
 }
