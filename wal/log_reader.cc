@@ -217,7 +217,7 @@ class Scanner {
       msg += "No record before the damage is intact: restore an older snapshot.";
     }
     if (!o_.salvage) return Status::Corruption(msg);
-    res_.salvage = SalvageReport{msg, kept};
+    res_.salvage = SalvageReport{msg, kept, path, offset};
     done_ = true;
     return Status::Ok();
   }

@@ -53,6 +53,8 @@ struct TornTail {
 struct SalvageReport {
   std::string damage;             // the Corruption message a strict scan returns
   uint64_t kept_through_lsn = 0;  // the last LSN delivered from before the damage
+  std::string segment;            // where the damage starts: the segment's path
+  uint64_t offset = 0;            // and the byte offset in it
 };
 
 struct ScanOptions {

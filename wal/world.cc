@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <vector>
 
 namespace worlddb::wal {
@@ -16,6 +17,15 @@ namespace worlddb::wal {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Data directories open in this process. The fcntl lock below keeps other
+// processes out but does not conflict within one process, so a second Open
+// of the same directory here is refused by this registry.
+std::mutex open_dirs_mu;
+std::set<std::string>& OpenDirs() {
+  static auto* dirs = new std::set<std::string>();
+  return *dirs;
+}
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -107,6 +117,17 @@ Result<std::unique_ptr<World>> World::Open(const WorldOptions& options) {
   WORLDDB_RETURN_IF_ERROR(MakeDir(options.data_dir));
   // One process per data directory: a second server (or an online restore
   // into a live directory) would interleave two logs.
+  std::error_code ec;
+  const std::string canonical = fs::canonical(options.data_dir, ec).string();
+  if (ec) return Status::IOError("cannot resolve " + options.data_dir + ": " + ec.message());
+  {
+    std::lock_guard<std::mutex> lock(open_dirs_mu);
+    if (!OpenDirs().insert(canonical).second) {
+      return Status::Unavailable("data directory " + options.data_dir +
+                                 " is already open in this process");
+    }
+  }
+  w->registered_dir_ = canonical;
   const std::string lock = options.data_dir + "/LOCK";
   w->lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (w->lock_fd_ < 0) {
@@ -181,6 +202,15 @@ Status World::Recover() {
 
   const auto replay_start = std::chrono::steady_clock::now();
   const uint64_t snapshot_lsn = recovery_.snapshot ? recovery_.snapshot->lsn : 0;
+  // No segment at all after a snapshot: durability "none", or a directory
+  // written by `worldctl restore`. (A logged world always keeps the segment
+  // being written, so a log that lost segments is caught by the scan.)
+  auto segments = ListSegments(WalDir(options_.data_dir));
+  if (!segments.ok()) return segments.status();
+  if (segments.value().empty()) {
+    recovery_.last_lsn = snapshot_lsn;
+    return Status::Ok();
+  }
   ScanOptions so;
   so.dirs = {WalDir(options_.data_dir)};
   so.from_lsn = snapshot_lsn + 1;
@@ -206,10 +236,35 @@ Status World::Recover() {
   recovery_.last_lsn = std::max(snapshot_lsn, scan.value().last_lsn);
   recovery_.torn_tail = scan.value().torn_tail;
   if (scan.value().salvage) {
-    recovery_.salvaged = scan.value().salvage->damage + " (kept records through LSN " +
-                         std::to_string(scan.value().salvage->kept_through_lsn) + ")";
+    const SalvageReport& sv = *scan.value().salvage;
+    recovery_.salvaged =
+        sv.damage + " (kept records through LSN " + std::to_string(sv.kept_through_lsn) + ")";
+    WORLDDB_RETURN_IF_ERROR(SetSalvagedLogAside(sv));
   }
   recovery_.replay_seconds = SecondsSince(replay_start);
+  return Status::Ok();
+}
+
+// Makes a salvage permanent, so that the new log continues the kept prefix:
+// the damaged segment is copied to NAME.salvaged and cut at the damage, and
+// every later segment is renamed to NAME.salvaged (nothing is deleted; the
+// reader ignores these names).
+Status World::SetSalvagedLogAside(const SalvageReport& sv) {
+  std::error_code ec;
+  const fs::path damaged(sv.segment);
+  fs::copy_file(damaged, damaged.string() + ".salvaged", fs::copy_options::overwrite_existing, ec);
+  if (ec) return Status::IOError("salvage: cannot copy " + sv.segment + ": " + ec.message());
+  fs::resize_file(damaged, sv.offset, ec);
+  if (ec) return Status::IOError("salvage: cannot cut " + sv.segment + ": " + ec.message());
+  auto segments = ListSegments(WalDir(options_.data_dir));
+  if (!segments.ok()) return segments.status();
+  for (const SegmentFile& seg : segments.value()) {
+    if (seg.path <= damaged.string()) continue;  // names sort by first LSN
+    fs::rename(seg.path, seg.path + ".salvaged", ec);
+    if (ec) return Status::IOError("salvage: cannot set " + seg.path + " aside: " + ec.message());
+  }
+  recovery_.salvaged +=
+      "; the damaged log from there on was set aside as *.salvaged in " + WalDir(options_.data_dir);
   return Status::Ok();
 }
 
@@ -218,6 +273,10 @@ World::~World() {
   engine_.reset();  // stop the shards before the log they write to
   log_.reset();
   if (lock_fd_ >= 0) ::close(lock_fd_);
+  if (!registered_dir_.empty()) {
+    std::lock_guard<std::mutex> lock(open_dirs_mu);
+    OpenDirs().erase(registered_dir_);
+  }
 }
 
 Status World::Close() {

@@ -130,12 +130,14 @@ class World {
  private:
   explicit World(const WorldOptions& options);
   Status Recover();
+  Status SetSalvagedLogAside(const SalvageReport& salvage);
   Status Prune(const SnapshotInfo& snapshot);
   void SnapshotLoop();
   uint64_t LsnWithoutLog() const;
 
   const WorldOptions options_;
   int lock_fd_ = -1;
+  std::string registered_dir_;  // canonical path, in the in-process registry
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<LogWriter> log_;
   RecoveryReport recovery_;
