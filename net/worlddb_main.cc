@@ -138,6 +138,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ConfigError& e) {
+    // CLI11 says "INI was not able to parse KEY" for an unknown key.
+    std::fprintf(stderr, "worlddb: config file %s: %s (unknown or malformed key)\n",
+                 app.get_config_ptr()->as<std::string>().c_str(), e.what());
+    return 2;
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

@@ -425,3 +425,49 @@ TEST_F(ServerTest, ManyLargeWritesInSequence) {
 
 }  // namespace
 }  // namespace worlddb::net
+
+namespace worlddb::net {
+namespace {
+
+// Runs the daemon with `args` (it must exit by itself); its exit code and output.
+std::pair<int, std::string> RunDaemon(const std::string& args) {
+  const std::string cmd = std::string(WORLDDB_BINARY_DIR) + "/net/worlddb " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(DaemonTest, UnknownConfigKeyIsRefused) {
+  const std::string path = ::testing::TempDir() + "worlddb_bad.toml";
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs("port = 0\nmax-result-rowz = 5\n", f);
+  std::fclose(f);
+  auto [code, out] = RunDaemon("--config " + path);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("max-result-rowz"), std::string::npos) << out;
+}
+
+TEST(DaemonTest, RemoteWithoutAuthRefusesToStart) {
+  auto [code, out] = RunDaemon("--listen 0.0.0.0 --port 0");
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("--allow-remote-without-auth"), std::string::npos) << out;
+}
+
+TEST(DaemonTest, BadDurabilityIsRefused) {
+  auto [code, out] = RunDaemon("--durability sometimes");
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("sometimes"), std::string::npos) << out;
+}
+
+TEST(DaemonTest, MissingTokenFileIsRefused) {
+  auto [code, out] = RunDaemon("--port 0 --auth-file /nonexistent/tokens");
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("/nonexistent/tokens"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace worlddb::net
