@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -23,6 +24,8 @@ namespace {
 constexpr size_t kMinReadBuffer = size_t{256} << 10;
 // Requests are written once this many bytes are queued (and on Poll/Drain).
 constexpr size_t kFlushBytes = size_t{256} << 10;
+// Response size limit until the server's HelloReply names its own.
+constexpr size_t kFrameLimitBeforeHello = size_t{64} << 20;
 
 std::string Errno(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -277,6 +280,7 @@ Result<KindsInfo> DecodeKindsReply(const fb::KindsReply& reply) {
 
 Client::Client(int fd, const ClientOptions& options) : fd_(fd), options_(options) {
   in_.resize(kMinReadBuffer);
+  max_frame_bytes_ = options.max_frame_bytes ? options.max_frame_bytes : kFrameLimitBeforeHello;
 }
 
 Client::~Client() {
@@ -349,6 +353,9 @@ Status Client::Hello() {
         const fb::HelloReply* h = r.body_as_HelloReply();
         if (!h) return WrongBody(r, "HelloReply");
         server_version_ = h->protocol_version();
+        if (options_.max_frame_bytes == 0 && h->max_frame_bytes() > 0)
+          max_frame_bytes_ =
+              static_cast<size_t>(std::min<uint64_t>(h->max_frame_bytes(), uint64_t{1} << 31));
         role_ = h->role() ? h->role()->str() : std::string();
         return Status::Ok();
       });
@@ -434,11 +441,11 @@ Status Client::ReadAvailable(bool* got_any) {
     }
     in_end_ += static_cast<size_t>(n);
     for (;;) {
-      FrameView f = PeekFrame(in_.data() + in_pos_, in_end_ - in_pos_, options_.max_frame_bytes);
+      FrameView f = PeekFrame(in_.data() + in_pos_, in_end_ - in_pos_, max_frame_bytes_);
       if (f.state == FrameView::State::kTooLarge) {
         Break(Status::Corruption("server announced a " + std::to_string(f.payload_bytes) +
                                  "-byte response, over the limit of " +
-                                 std::to_string(options_.max_frame_bytes)));
+                                 std::to_string(max_frame_bytes_)));
         return broken_;
       }
       if (f.state == FrameView::State::kNeedMore) {

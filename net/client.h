@@ -47,10 +47,12 @@
 namespace worlddb::net {
 
 struct ClientOptions {
-  std::string token;                         // sent in Hello; empty when the server has no auth
-  int connect_timeout_ms = 5000;             // TCP connect and Hello
-  int io_timeout_ms = 30000;                 // longest wait for progress on a request; 0 = forever
-  size_t max_frame_bytes = size_t{1} << 30;  // largest response accepted
+  std::string token;              // sent in Hello; empty when the server has no auth
+  int connect_timeout_ms = 5000;  // TCP connect and Hello
+  int io_timeout_ms = 30000;      // longest wait for progress on a request; 0 = forever
+  // Largest response accepted (the receive buffer never grows beyond it).
+  // 0: the limit the server announces in its HelloReply (64 MiB until then).
+  size_t max_frame_bytes = 0;
 };
 
 // A verified response owned by the caller (what futures carry).
@@ -197,6 +199,7 @@ class Client {
   ClientOptions options_;
   std::string role_;
   uint32_t server_version_ = 0;
+  size_t max_frame_bytes_ = 0;  // in force: the option, or the server's limit
   Status broken_;
   uint64_t next_id_ = 1;
   flatbuffers::FlatBufferBuilder fbb_{1024};

@@ -390,6 +390,30 @@ TEST(NetClient, OversizedFrameIsRefusedBeforeReadingIt) {
   EXPECT_NE(s.message().find("over the limit"), std::string::npos) << s.message();
 }
 
+TEST(NetClient, ServerAnnouncedFrameLimitApplies) {
+  FakeServer server([](int fd) {
+    Received r;
+    ASSERT_TRUE(ReadRequest(fd, &r));
+    auto hello = Response(r.get()->request_id(), [](flatbuffers::FlatBufferBuilder& f) {
+      return std::make_pair(
+          fb::ResponseBody_HelloReply,
+          fb::CreateHelloReply(f, kProtocolVersion, f.CreateString("admin"), 1000, 10).Union());
+    });
+    WriteAll(fd, hello.data(), hello.size());
+    ASSERT_TRUE(ReadRequest(fd, &r));
+    uint8_t header[4];
+    EncodeFrameLength(2000, header);  // over the 1,000 bytes the server announced
+    WriteAll(fd, header, 4);
+    ReadRequest(fd, &r);
+  });
+  auto c = MustConnect(server.port());
+  ASSERT_TRUE(c);
+  Status s = c->Ping();
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("2000-byte response, over the limit of 1000"), std::string::npos)
+      << s.message();
+}
+
 TEST(NetClient, ResponseTrickledOneByteAtATime) {
   FakeServer server([](int fd) {
     ASSERT_TRUE(ServeHello(fd));
