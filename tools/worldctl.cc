@@ -1068,7 +1068,10 @@ void AddOnlineCommands(CLI::App& app, Global* g, int* exit_code) {
     });
   }
 
-  app.add_subcommand("snapshot", "ask the server to write a snapshot (admin)")->callback([=] {
+  CLI::App* snapshot = app.add_subcommand(
+      "snapshot", "ask the server to write a snapshot (admin); `snapshot info` works offline");
+  snapshot->callback([=] {
+    if (snapshot->get_subcommands().size() > 0) return;  // `snapshot info`: offline
     run([&](Session& s) -> Outcome {
       auto r = s.client->Snapshot();
       if (!r.ok()) return s.Fail(r.status());
@@ -1101,6 +1104,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", g.json, "JSON output for scripts");
   int exit_code = kExitOk;
   AddOnlineCommands(app, &g, &exit_code);
+  AddOfflineCommands(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -224,7 +224,7 @@ std::string RecordJson(const wal::Record& r, std::optional<uint64_t> entity, boo
 int WalVerify(const std::string& data_dir) {
   wal::ScanOptions so;
   so.dirs = {wal::World::WalDir(data_dir)};
-  so.from_lsn = 1;
+  so.from_lsn = 0;  // wherever the log begins
   uint64_t schema_changes = 0, batches = 0;
   auto scan = wal::ScanLog(so, [&](const wal::Record& r) {
     (r.type == RecordType::kSchemaChange ? schema_changes : batches)++;
@@ -402,7 +402,7 @@ namespace worldctl {
 
 void AddOfflineCommands(CLI::App& app, int* exit_code) {
   static std::string data_dir = "./data", file, out, to_time;
-  static uint64_t from_lsn = 1, to_lsn = UINT64_MAX, entity = 0, restore_lsn = 0;
+  static uint64_t from_lsn = 0, to_lsn = UINT64_MAX, entity = 0, restore_lsn = 0;
 
   CLI::App* walcmd =
       app.add_subcommand("wal", "offline: inspect the write-ahead log of a data directory");
@@ -414,7 +414,7 @@ void AddOfflineCommands(CLI::App& app, int* exit_code) {
 
   CLI::App* dump = walcmd->add_subcommand("dump", "print records as JSON lines");
   dump->add_option("--data-dir", data_dir, "data directory")->capture_default_str();
-  dump->add_option("--from-lsn", from_lsn, "first LSN")->capture_default_str();
+  dump->add_option("--from-lsn", from_lsn, "first LSN (default: the first the log holds)");
   dump->add_option("--to-lsn", to_lsn, "last LSN (inclusive)");
   CLI::Option* entity_opt = dump->add_option("--entity", entity, "only records touching this id");
   dump->callback([exit_code, entity_opt] {
@@ -422,8 +422,9 @@ void AddOfflineCommands(CLI::App& app, int* exit_code) {
                          entity_opt->count() ? std::optional<uint64_t>(entity) : std::nullopt);
   });
 
-  CLI::App* snap =
-      app.add_subcommand("snapshot", "snapshots: `info` offline, or take one on a server");
+  // `snapshot` alone takes one on a server (tools/worldctl.cc); `snapshot
+  // info` reads files.
+  CLI::App* snap = app.get_subcommand("snapshot");
   CLI::App* info = snap->add_subcommand("info", "offline: list snapshots and verify every block");
   info->add_option("--data-dir", data_dir, "data directory")->capture_default_str();
   info->add_option("--file", file, "one snapshot file instead");

@@ -122,7 +122,8 @@ class Scanner {
                                      std::to_string(o_.from_lsn));
     }
     WORLDDB_RETURN_IF_ERROR(CollectSegments());
-    const uint64_t from = std::max<uint64_t>(1, o_.from_lsn);
+    // from_lsn 0: wherever the log begins (offline tools on a pruned log).
+    const uint64_t from = o_.from_lsn == 0 ? (segs_.empty() ? 1 : segs_[0].first_lsn) : o_.from_lsn;
     if (segs_.empty()) {
       if (from > 1) {
         return Status::NotFound("no log segment in " + DirList(o_.dirs) + "; records from LSN " +

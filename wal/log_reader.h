@@ -62,7 +62,8 @@ struct ScanOptions {
   // all are merged by first LSN (a segment present in two with identical
   // bytes is fine). A directory that does not exist holds no segments.
   std::vector<std::string> dirs;
-  uint64_t from_lsn = 1;         // first record delivered; whole segments below are not read
+  uint64_t from_lsn =
+      1;  // first record delivered (0 = the first the log holds); segments below are not read
   uint64_t to_lsn = UINT64_MAX;  // last record delivered (inclusive); the scan stops there
   bool salvage = false;
   bool repair_tail = false;  // recovery sets it; offline tools do not
