@@ -734,6 +734,9 @@ TEST_F(WorldctlTest, EverySubcommand) {
   r = Ctl({"get", "1", "99", "--kind", "player", "--columns", "hp"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("missing: 99"), std::string::npos) << r.out;
+  r = Ctl({"--json", "get", "1", "99"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"missing\":[99]}"), std::string::npos) << r.out;
 
   r = Ctl({"move", "1", "12", "22"});
   ASSERT_EQ(r.code, 0) << r.err;

@@ -541,7 +541,9 @@ Outcome FillQuery(Session& s, const QueryArgs& a, Query* q) {
   return std::nullopt;
 }
 
-Outcome PrintRows(Session& s, const QueryResult& r, bool json, bool distance) {
+// `missing` (get only) lists the ids not found.
+Outcome PrintRows(Session& s, const QueryResult& r, bool json, bool distance,
+                  const std::vector<uint64_t>* missing = nullptr) {
   if (!s.kinds) {
     auto k = s.client->ListKinds();
     if (!k.ok()) return s.Fail(k.status());
@@ -566,7 +568,13 @@ Outcome PrintRows(Session& s, const QueryResult& r, bool json, bool distance) {
   }
   if (json) {
     std::cout << "{\"count\":" << r.count << ",\"truncated\":" << (r.truncated ? "true" : "false")
-              << ",\"rows\":" << t.Json() << "}\n";
+              << ",\"rows\":" << t.Json();
+    if (missing) {
+      std::cout << ",\"missing\":[";
+      for (size_t i = 0; i < missing->size(); ++i) std::cout << (i ? "," : "") << (*missing)[i];
+      std::cout << "]";
+    }
+    std::cout << "}\n";
   } else {
     t.PrintText(std::cout);
     std::cout << "(" << r.rows() << " row" << (r.rows() == 1 ? "" : "s");
@@ -949,7 +957,7 @@ void AddOnlineCommands(CLI::App& app, Global* g, int* exit_code) {
         std::vector<uint64_t> missing;
         auto r = s.client->GetByIds(v, q->kind, q->columns, &missing);
         if (!r.ok()) return s.Fail(r.status());
-        if (auto f = PrintRows(s, r.value(), g->json, false)) return f;
+        if (auto f = PrintRows(s, r.value(), g->json, false, &missing)) return f;
         if (!missing.empty() && !g->json) {
           std::cout << "missing:";
           for (uint64_t m : missing) std::cout << " " << m;
