@@ -150,7 +150,8 @@ class Client {
                              const std::vector<std::string>& drop);
   Result<ServerStats> Stats();
   // Asks the server for a snapshot (admin role); returns once it is written.
-  // NotYetAvailable (as Unavailable) from a server without a log.
+  // NotYetAvailable (as Unavailable) from a server embedded without a data
+  // directory.
   Result<SnapshotInfo> Snapshot();
 
   // ---- Pipelined API ----

@@ -1,51 +1,20 @@
 #include "net/daemon_options.h"
 
-#include <charconv>
 #include <thread>
 
 namespace worlddb::net {
 
-Result<Durability> ParseDurability(const std::string& text) {
-  Durability d;
-  if (text == "always") return d;
-  if (text == "none") {
-    d.mode = Durability::Mode::kNone;
-    return d;
-  }
-  const std::string prefix = "interval:";
-  if (text.rfind(prefix, 0) == 0) {
-    const std::string ms = text.substr(prefix.size());
-    uint32_t v = 0;
-    auto [p, ec] = std::from_chars(ms.data(), ms.data() + ms.size(), v);
-    if (ms.empty() || ec != std::errc() || p != ms.data() + ms.size() || v < 1 || v > 3'600'000) {
-      return Status::InvalidArgument("--durability " + text +
-                                     ": the interval must be a whole number of milliseconds "
-                                     "between 1 and 3600000, e.g. interval:10");
-    }
-    d.mode = Durability::Mode::kInterval;
-    d.interval_ms = v;
-    return d;
-  }
-  return Status::InvalidArgument("--durability " + text +
-                                 ": expected always, interval:MS (e.g. interval:10) or none");
-}
-
-std::string DurabilityName(const Durability& d) {
-  switch (d.mode) {
-    case Durability::Mode::kAlways:
-      return "always";
-    case Durability::Mode::kNone:
-      return "none";
-    case Durability::Mode::kInterval:
-      return "interval:" + std::to_string(d.interval_ms);
-  }
-  return "?";
-}
-
 Status FinishDaemonOptions(DaemonOptions* o) {
-  auto d = ParseDurability(o->durability_text);
-  if (!d.ok()) return d.status();
+  auto d = wal::Durability::Parse(o->durability_text);
+  if (!d.ok()) return Status::InvalidArgument("--durability: " + d.status().message());
   o->durability = d.value();
+  if (o->snapshots_kept < 1) {
+    return Status::InvalidArgument("--snapshots-kept 0: at least 1 snapshot must be kept");
+  }
+  if (o->segment_bytes < (uint64_t{64} << 10) || o->segment_bytes > (uint64_t{1} << 32)) {
+    return Status::InvalidArgument("--segment-bytes " + std::to_string(o->segment_bytes) +
+                                   ": must be from 65536 (64 KiB) to 4294967296 (4 GiB)");
+  }
   if (o->log_format != "text" && o->log_format != "json") {
     return Status::InvalidArgument("--log-format " + o->log_format + ": expected text or json");
   }
@@ -83,6 +52,23 @@ ServerOptions DaemonOptions::ToServerOptions() const {
   s.writer_threads = writer_threads;
   s.allow_remote_without_auth = allow_remote_without_auth;
   return s;
+}
+
+wal::WorldOptions DaemonOptions::ToWorldOptions() const {
+  wal::WorldOptions w;
+  w.data_dir = data_dir;
+  w.durability = durability;
+  w.engine.shards = shards;
+  w.engine.max_batch_bytes = max_frame_bytes;  // a request carries at most one frame
+  w.segment_bytes = segment_bytes;
+  w.salvage = salvage;
+  w.snapshot_log_bytes = snapshot_log_bytes;
+  w.snapshot_interval_s = snapshot_interval_s;
+  w.snapshots_kept = snapshots_kept;
+  w.archive = archive;
+  w.archive_max_age_s = archive_max_age_s;
+  w.archive_max_bytes = archive_max_bytes;
+  return w;
 }
 
 }  // namespace worlddb::net

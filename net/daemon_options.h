@@ -11,25 +11,16 @@
 #include "engine/status.h"
 #include "net/net_constants.h"
 #include "net/server.h"
+#include "wal/world.h"
 
 namespace worlddb::net {
-
-// --durability: always (fdatasync before every acknowledgement, batched by
-// group commit), interval:MS (fdatasync at most every MS milliseconds), none.
-struct Durability {
-  enum class Mode : uint8_t { kAlways, kInterval, kNone };
-  Mode mode = Mode::kAlways;
-  uint32_t interval_ms = 0;  // kInterval only, 1..3,600,000
-};
-Result<Durability> ParseDurability(const std::string& text);
-std::string DurabilityName(const Durability& d);
 
 struct DaemonOptions {
   std::string listen = "127.0.0.1";
   uint16_t port = kDefaultPort;
   std::string data_dir = "./data";
   std::string durability_text = "always";
-  Durability durability;
+  wal::Durability durability;
   uint32_t shards = 0;  // 0: one per CPU core (at least 1)
   size_t max_frame_bytes = kDefaultMaxFrameBytes;
   size_t max_connections = kDefaultMaxConnections;
@@ -41,9 +32,20 @@ struct DaemonOptions {
   bool allow_remote_without_auth = false;
   std::string log_format = "text";  // text | json
   std::string log_level = "info";   // trace debug info warn error
+  // The data directory (wal::WorldOptions; docs/operations.md).
+  bool salvage = false;
+  uint64_t segment_bytes = uint64_t{64} << 20;
+  uint64_t snapshot_log_bytes = uint64_t{1} << 30;
+  uint32_t snapshot_interval_s = 3600;
+  uint32_t snapshots_kept = 2;
+  bool archive = false;
+  uint32_t archive_max_age_s = 0;
+  uint64_t archive_max_bytes = 0;
 
   // The server's part (hooks and tokens are added by the caller).
   ServerOptions ToServerOptions() const;
+  // The data directory's part.
+  wal::WorldOptions ToWorldOptions() const;
 };
 
 // Checks what flag parsing cannot (durability, log format/level, shards);

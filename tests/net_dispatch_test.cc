@@ -603,18 +603,32 @@ TEST(TokenTableTest, ConstantTimeEquals) {
   EXPECT_TRUE(ConstantTimeEquals("", ""));
 }
 
-TEST(DaemonOptionsTest, ParsesDurability) {
-  EXPECT_EQ(ParseDurability("always")->mode, Durability::Mode::kAlways);
-  EXPECT_EQ(ParseDurability("none")->mode, Durability::Mode::kNone);
-  auto d = ParseDurability("interval:25");
-  ASSERT_TRUE(d.ok());
-  EXPECT_EQ(d->mode, Durability::Mode::kInterval);
-  EXPECT_EQ(d->interval_ms, 25u);
-  EXPECT_EQ(DurabilityName(*d), "interval:25");
-  for (const char* bad : {"", "sometimes", "interval:", "interval:0", "interval:-5",
-                          "interval:10ms", "interval:99999999999"}) {
-    EXPECT_FALSE(ParseDurability(bad).ok()) << bad;
-  }
+// The durability text itself is parsed by wal::Durability (tests/world_test.cc).
+TEST(DaemonOptionsTest, DurabilityAndDataDirectorySettingsReachTheWorld) {
+  DaemonOptions o;
+  o.durability_text = "interval:25";
+  o.snapshots_kept = 3;
+  o.archive = true;
+  ASSERT_TRUE(FinishDaemonOptions(&o).ok());
+  const wal::WorldOptions w = o.ToWorldOptions();
+  EXPECT_EQ(w.durability.mode, wal::Durability::Mode::kInterval);
+  EXPECT_EQ(w.durability.interval_ms, 25u);
+  EXPECT_EQ(w.snapshots_kept, 3u);
+  EXPECT_TRUE(w.archive);
+  EXPECT_EQ(w.data_dir, "./data");
+
+  o.durability_text = "sometimes";
+  Status st = FinishDaemonOptions(&o);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("--durability"), std::string::npos) << st.message();
+  o.durability_text = "always";
+  o.snapshots_kept = 0;
+  EXPECT_FALSE(FinishDaemonOptions(&o).ok());
+  o.snapshots_kept = 1;
+  o.segment_bytes = 100;
+  st = FinishDaemonOptions(&o);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("--segment-bytes 100"), std::string::npos) << st.message();
 }
 
 TEST(DaemonOptionsTest, RemoteWithoutAuthNeedsTheFlag) {

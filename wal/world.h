@@ -40,23 +40,13 @@
 
 #include "engine/engine.h"
 #include "engine/status.h"
+#include "wal/durability.h"
 #include "wal/log_reader.h"
 #include "wal/log_writer.h"
 #include "wal/snapshot_reader.h"
 #include "wal/snapshot_writer.h"
 
 namespace worlddb::wal {
-
-// A server's durability mode: "always", "interval:MS" (or "interval", 10 ms)
-// or "none".
-struct Durability {
-  enum class Mode : uint8_t { kNone, kAlways, kInterval };
-  Mode mode = Mode::kAlways;
-  uint32_t interval_ms = 10;
-
-  static Result<Durability> Parse(std::string_view text);
-  std::string ToString() const;
-};
 
 struct WorldOptions {
   std::string data_dir = "./data";
