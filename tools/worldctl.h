@@ -12,13 +12,16 @@
 //      for the offending request)
 //   3  connection error: cannot connect, connection lost, timeout, or a
 //      response that is not valid protocol
-// Offline subcommands use the same codes (1 for a failed operation).
+// Offline subcommands use the same codes (1 for damage found or a failed
+// operation), and `wal verify` also 4 (kExitTornTail).
 //
 // Output goes to stdout (an aligned table, or JSON with --json); errors go to
 // stderr as "worldctl: <what was wrong>".
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <string_view>
 
 namespace worlddb::worldctl {
 
@@ -27,7 +30,11 @@ enum ExitCode : int {
   kExitServerError = 1,
   kExitUsage = 2,
   kExitConnection = 3,
+  kExitTornTail = 4,  // `wal verify`: sound, but ends in a torn tail recovery will cut
 };
+
+// `s` as a JSON string literal, quoted and escaped (control characters as \uXXXX).
+std::string JsonString(std::string_view s);
 
 // Registers the offline subcommands on `app`; each sets *exit_code when it
 // runs. Defined in tools/worldctl_offline.cc.

@@ -26,36 +26,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kExitOk = 0, kExitFailed = 1, kExitTornTail = 4;  // see tools/worldctl.h
-
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
+// Exit codes are tools/worldctl.h's; 1 (kExitServerError) doubles as
+// "damage found / operation failed" offline.
+constexpr int kExitOk = worldctl::kExitOk, kExitFailed = worldctl::kExitServerError,
+              kExitTornTail = worldctl::kExitTornTail;
+using worldctl::JsonString;
 
 std::string JsonDouble(double v) {
   char buf[32];
