@@ -3,7 +3,7 @@
 # the whole suite three times:
 #   1. Release, warnings as errors: every test (benchmarks are built, not run);
 #   2. ASan + UBSan: every test;
-#   3. TSan: the concurrent stress tests (ctest label "stress").
+#   3. TSan: the concurrent stress tests (ctest label "stress"; only they are built).
 # Build trees: build-release/, build-asan/, build-tsan/. Set WORLDDB_TEST_ONLY
 # to release, asan or tsan to run one of them.
 set -euo pipefail
@@ -12,30 +12,45 @@ bash tools/install-deps.sh
 jobs=$(nproc)
 only=${WORLDDB_TEST_ONLY:-}
 
-run() {  # name, ctest args, cmake args...
-  local name=$1 ctest_args=$2
-  shift 2
+# ccache keys on paths relative to the checkout, so a fresh clone elsewhere
+# (CI) reuses what an earlier build of the same sources compiled.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+
+# Targets named by test sources matching a pattern ("" = build everything).
+targets_of() {  # glob
+  local f names=()
+  for f in $1; do names+=("$(basename "$f" .cc)"); done
+  echo "${names[*]}"
+}
+
+run() {  # name, targets ("" = all), ctest args, cmake args...
+  local name=$1 targets=$2 ctest_args=$3
+  shift 3
   [ -z "$only" ] || [ "$only" = "$name" ] || return 0
   echo "=== $name: configure and build ==="
   cmake -S . -B "build-$name" -G Ninja -DWORLDDB_WERROR=ON "$@" >/dev/null
-  cmake --build "build-$name" -j"$jobs"
+  # shellcheck disable=SC2086
+  cmake --build "build-$name" -j"$jobs" ${targets:+--target $targets}
   echo "=== $name: test ==="
   # shellcheck disable=SC2086
   (cd "build-$name" && ctest -j"$jobs" --output-on-failure --no-tests=error $ctest_args)
 }
 
-run release "" -DCMAKE_BUILD_TYPE=Release
+run release "" "" -DCMAKE_BUILD_TYPE=Release
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-  run asan "" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWORLDDB_SANITIZE=address,undefined -DWORLDDB_BUILD_BENCH=OFF
+  run asan "" "" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWORLDDB_SANITIZE=address,undefined -DWORLDDB_BUILD_BENCH=OFF
+# TSan runs the concurrent tests only, so it builds only them.
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-  run tsan "-L stress" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWORLDDB_SANITIZE=thread -DWORLDDB_BUILD_BENCH=OFF
+  run tsan "$(targets_of 'tests/*_stress_test.cc')" "-L stress" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DWORLDDB_SANITIZE=thread -DWORLDDB_BUILD_BENCH=OFF
 # libFuzzer targets (clang, ASan+UBSan): each runs for a bounded time on a
 # copy of its committed corpus. WORLDDB_FUZZ_SECONDS per target (default 30).
 if [ -z "$only" ] || [ "$only" = "fuzz" ]; then
   echo "=== fuzz: configure and build ==="
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DWORLDDB_FUZZ=ON -DWORLDDB_SANITIZE=address,undefined -DWORLDDB_BUILD_BENCH=OFF -DWORLDDB_WERROR=ON >/dev/null
-  cmake --build build-fuzz -j"$jobs"
+  # shellcheck disable=SC2046
+  cmake --build build-fuzz -j"$jobs" --target $(targets_of 'tests/fuzz/*_fuzzer.cc')
   echo "=== fuzz: run ==="
   for fuzzer in build-fuzz/tests/*_fuzzer; do
     name=$(basename "$fuzzer" _fuzzer)
