@@ -70,8 +70,8 @@ int main(int argc, char** argv) {
     if (j % 40 == 0) {
       auto snap = world.Snapshot();
       if (!snap.ok()) {
-        std::fprintf(stderr, "snapshot after batch %llu: %s\n",
-                     static_cast<unsigned long long>(j), snap.status().ToString().c_str());
+        std::fprintf(stderr, "snapshot after batch %llu: %s\n", static_cast<unsigned long long>(j),
+                     snap.status().ToString().c_str());
         return 1;
       }
     }
