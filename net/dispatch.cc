@@ -197,6 +197,12 @@ void Dispatcher::EncodeError(uint64_t request_id, fb::ErrorCode code, const std:
 
 Status Dispatcher::DecodeQuery(const fb::QueryRequest& r, Query* q) const {
   const uint64_t max = options_.max_result_rows;
+  // A union's type may be set with its table absent; the verifier allows it.
+  if (r.shape_type() != fb::Shape_NONE && r.shape() == nullptr) {
+    return Status::InvalidArgument("query request: the shape type is " +
+                                   std::string(fb::EnumNameShape(r.shape_type())) +
+                                   " but the shape table is missing");
+  }
   switch (r.shape_type()) {
     case fb::Shape_Radius: {
       const fb::Radius* c = r.shape_as_Radius();

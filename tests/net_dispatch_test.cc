@@ -97,6 +97,19 @@ TEST_F(DispatchTest, UnknownBodyTypeIsBadMessage) {
   EXPECT_EQ(r.code(), fb::ErrorCode_BadMessage);
 }
 
+// Regression (found by net_request_fuzzer): a union type set without its
+// table passes the FlatBuffers verifier; the dispatcher read through null.
+TEST_F(DispatchTest, ShapeTypeWithoutItsTableIsInvalidArgument) {
+  for (fb::Shape type : {fb::Shape_Radius, fb::Shape_Rectangle, fb::Shape_Nearest}) {
+    auto req = Query(5, {}, [&](flatbuffers::FlatBufferBuilder&) {
+      return std::pair{type, flatbuffers::Offset<void>()};
+    });
+    Reply r = Call(req);
+    EXPECT_EQ(r.code(), fb::ErrorCode_InvalidArgument) << fb::EnumNameShape(type);
+    EXPECT_NE(r.message().find("shape table is missing"), std::string::npos) << r.message();
+  }
+}
+
 TEST_F(DispatchTest, MisalignedPayloadIsCopiedAndAnswered) {
   auto req = Radius(5, 0, 0, 10);
   std::vector<uint8_t> shifted(req.size() + 1);
