@@ -12,6 +12,10 @@ PACKAGES=(
   libboost-dev                        # boost::geometry R-tree, benchmark baseline only
   libcli11-dev                        # command-line flags (and config files) of the tools
   libspdlog-dev                       # the server's log lines
+  libcpp-httplib-dev                  # the metrics/health HTTP listener
+  libhiredis-dev redis-server         # worldload's Redis GEO target and its comparison
+  prometheus                          # the metrics test scrapes worlddb with a real Prometheus
+  gnuplot-nox                         # worldload --plot
 )
 
 missing=()
