@@ -92,6 +92,7 @@ struct Engine::Runner {
 
   // Any thread.
   void Send(Message* m) {
+    pushed.fetch_add(1, std::memory_order_relaxed);
     queue.Push(m);
     if (sleeping.load(std::memory_order_seq_cst)) {
       doorbell.fetch_add(1, std::memory_order_seq_cst);
@@ -113,6 +114,18 @@ struct Engine::Runner {
   std::atomic<uint32_t> doorbell{0};
   std::thread thread;
 
+  // Load figures for Engine::ShardLoads (metrics): producers count pushes,
+  // the shard's thread alone writes `popped` and `busy_ns` (load + store, no
+  // read-modify-write). Relaxed: a scrape may see them a little stale.
+  alignas(64) std::atomic<uint64_t> pushed{0};
+  alignas(64) std::atomic<uint64_t> popped{0};
+  std::atomic<uint64_t> busy_ns{0};
+  void AddBusy(int64_t since_ns) {
+    busy_ns.store(
+        busy_ns.load(std::memory_order_relaxed) + static_cast<uint64_t>(SteadyNs() - since_ns),
+        std::memory_order_relaxed);
+  }
+
   // Touched only by the shard's thread.
   uint64_t next_ticket = 1;
   std::vector<Message*> stash;  // writes and schema changes that arrived early
@@ -124,19 +137,26 @@ void Engine::Runner::Loop() {
   int idle = 0;
   for (;;) {
     if (Message* m = static_cast<Message*>(queue.Pop())) {
+      const int64_t t0 = SteadyNs();
+      popped.store(popped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       Handle(m);
+      AddBusy(t0);
       idle = 0;
       continue;
     }
     if (pending) {
       // Waiting for other shards' votes: keep answering queries meanwhile.
-      if (!TryFinishWrite()) {
+      // Only the commit and what follows it counts as busy, not the wait.
+      if (static_cast<WriteTask*>(pending->task)->decision.load(std::memory_order_acquire) == 0) {
         if (++idle < 64)
           CpuRelax();
         else
           std::this_thread::yield();
       } else {
+        const int64_t t0 = SteadyNs();
+        TryFinishWrite();
         Advance();
+        AddBusy(t0);
         idle = 0;
       }
       continue;
@@ -771,6 +791,19 @@ Engine::Stats Engine::GetStats() {
   st.operations_applied = operations_applied_.load(std::memory_order_relaxed);
   st.queries = queries_.load(std::memory_order_relaxed);
   return st;
+}
+
+std::vector<Engine::ShardLoad> Engine::ShardLoads() const {
+  std::vector<ShardLoad> out(shards_.size());
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    const Runner& r = *shards_[i];
+    out[i].messages = r.popped.load(std::memory_order_relaxed);
+    const uint64_t pushed = r.pushed.load(std::memory_order_relaxed);
+    // Read apart, the two may cross; a depth is never negative.
+    out[i].queue_depth = pushed > out[i].messages ? pushed - out[i].messages : 0;
+    out[i].busy_ns = r.busy_ns.load(std::memory_order_relaxed);
+  }
+  return out;
 }
 
 size_t Engine::size() {

@@ -140,6 +140,15 @@ class Engine {
     uint64_t batches_applied = 0, batches_refused = 0, operations_applied = 0, queries = 0;
   };
   Stats GetStats();
+  // Per shard, for metrics: messages queued and not yet taken, messages
+  // handled, and the time its thread spent handling them (including a
+  // snapshot's pause while parked; not the idle spinning, nor waiting for
+  // other shards' votes). Reads relaxed atomics: no message to the shards,
+  // callable from any thread at any rate.
+  struct ShardLoad {
+    uint64_t queue_depth = 0, messages = 0, busy_ns = 0;
+  };
+  std::vector<ShardLoad> ShardLoads() const;
   size_t size();
   ShardMemory Memory();
   std::string CheckInvariants();

@@ -460,6 +460,7 @@ void LogWriter::Loop() {
     if (!chunks.empty()) {
       ++stats_.flushes;
       ++stats_.group_records[Log2Bucket(records, stats_.group_records.size())];
+      stats_.group_records_sum += records;
     }
     if (sync) {
       durable_lsn_ = last;
@@ -467,6 +468,7 @@ void LogWriter::Loop() {
       ++stats_.syncs;
       const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count();
       ++stats_.sync_us[Log2Bucket(static_cast<uint64_t>(us), stats_.sync_us.size())];
+      stats_.sync_us_sum += static_cast<uint64_t>(us);
     }
     WakeWaiters();
   }

@@ -93,6 +93,9 @@ struct LogStats {
   std::array<uint64_t, 24> group_records{};
   // sync_us[k]: write+fdatasync submissions that took [2^k, 2^(k+1)) us.
   std::array<uint64_t, 32> sync_us{};
+  // The sums of the two (Prometheus histograms carry one).
+  uint64_t group_records_sum = 0;
+  uint64_t sync_us_sum = 0;
 };
 
 class LogWriter final : public CommitLog {
