@@ -677,7 +677,7 @@ struct Hit {
   uint64_t id;
   uint32_t row;
   uint16_t kind;
-  double x, y;
+  double x, y, z;
 };
 
 bool HitLess(const Hit& a, const Hit& b) { return a.d2 < b.d2 || (a.d2 == b.d2 && a.id < b.id); }
@@ -760,25 +760,31 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
     return Status::Ok();
   }
 
-  // Gather hits, then materialize them column by column.
-  std::vector<Hit> hits;
+  // Gather hits from the trees alone (leaves hold x and y), then read each
+  // hit's id and z from its table. A hit's row is unrelated to its position,
+  // so those reads are cache misses (~160 for an 80-row radius query); the
+  // fill pass prefetches kPrefetchAhead hits ahead so they overlap instead of
+  // queueing one behind the other. Measured: BM_Engine_RadiusRows.
+  constexpr size_t kPrefetchAhead = 16;
+  thread_local std::vector<Hit> scratch;
+  std::vector<Hit>& hits = scratch;
+  hits.clear();
   const uint64_t limit = q.limit == 0 ? UINT64_MAX : q.limit;
   const bool ordered =
       q.shape == Shape::kNearest || (q.shape == Shape::kCircle && q.order_by_distance);
   for (uint16_t kd = first_kind; kd < end_kind && !*truncated; ++kd) {
     const KindStore& ks = *kinds_[kd];
     if (q.shape == Shape::kNearest) {
-      std::vector<QuadTree::Neighbor> nn;
+      thread_local std::vector<QuadTree::Neighbor> nn;
       ks.tree.Nearest(
           q.x, q.y, q.k, [&](uint32_t row) { return cq.preds.empty() || cq.Matches(row); },
           [&](uint32_t row) { return ks.table.id(row); }, &nn);
-      for (const auto& n : nn) hits.push_back({n.d2, n.key, n.row, kd, n.x, n.y});
+      for (const auto& n : nn) hits.push_back({n.d2, n.key, n.row, kd, n.x, n.y, 0});
       continue;
     }
     auto visit = [&](uint32_t row, double x, double y) {
       if (!cq.preds.empty() && !cq.Matches(row)) return true;
-      hits.push_back(
-          {with_distance ? SquaredDistance(x, y, q.x, q.y) : 0.0, ks.table.id(row), row, kd, x, y});
+      hits.push_back({with_distance ? SquaredDistance(x, y, q.x, q.y) : 0.0, 0, row, kd, x, y, 0});
       if (!ordered && hits.size() >= limit) {
         *truncated = true;
         return false;
@@ -789,6 +795,18 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
       ks.tree.VisitCircle(q.x, q.y, q.radius, visit);
     else
       ks.tree.VisitRect(q.rect, visit);
+  }
+  for (size_t i = 0; i < std::min(kPrefetchAhead, hits.size()); ++i)
+    kinds_[hits[i].kind]->table.Prefetch(hits[i].row);
+  for (size_t i = 0; i < hits.size(); ++i) {
+    if (i + kPrefetchAhead < hits.size()) {
+      const Hit& ahead = hits[i + kPrefetchAhead];
+      kinds_[ahead.kind]->table.Prefetch(ahead.row);
+    }
+    Hit& h = hits[i];
+    const Table& t = kinds_[h.kind]->table;
+    h.id = t.id(h.row);
+    h.z = t.z(h.row);
   }
   if (ordered) {
     const uint64_t keep = std::min<uint64_t>(
@@ -807,19 +825,20 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
 
   const size_t base = out->ids.size();
   const size_t n = base + hits.size();
-  out->ids.reserve(n);
-  out->kinds.reserve(n);
-  out->x.reserve(n);
-  out->y.reserve(n);
-  out->z.reserve(n);
-  if (with_distance) out->distance.reserve(n);
-  for (const Hit& h : hits) {
-    out->ids.push_back(h.id);
-    out->kinds.push_back(h.kind);
-    out->x.push_back(h.x);
-    out->y.push_back(h.y);
-    out->z.push_back(kinds_[h.kind]->table.z(h.row));
-    if (with_distance) out->distance.push_back(h.d2);
+  out->ids.resize(n);
+  out->kinds.resize(n);
+  out->x.resize(n);
+  out->y.resize(n);
+  out->z.resize(n);
+  if (with_distance) out->distance.resize(n);
+  for (size_t i = 0; i < hits.size(); ++i) {
+    const Hit& h = hits[i];
+    out->ids[base + i] = h.id;
+    out->kinds[base + i] = h.kind;
+    out->x[base + i] = h.x;
+    out->y[base + i] = h.y;
+    out->z[base + i] = h.z;
+    if (with_distance) out->distance[base + i] = h.d2;
   }
   if (!cq.columns.empty()) {
     const KindDef& def = schema_->kind(static_cast<uint16_t>(cq.kind));
