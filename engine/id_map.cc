@@ -51,10 +51,14 @@ bool IdMap::Erase(uint64_t id) {
 
 void IdMap::Reserve(size_t n) {
   if (n <= max_size_) return;
+  Rehash(ReservedCapacity(capacity_, n));
+}
+
+size_t IdMap::ReservedCapacity(size_t capacity, size_t n) {
   // At least 1.5x growth, so that a run of small reservations (one per batch)
   // rehashes O(log n) times rather than once per batch.
   const size_t exact = static_cast<size_t>(std::ceil(static_cast<double>(n) / kMaxLoad)) + 1;
-  Rehash(std::max(exact, capacity_ + capacity_ / 2));
+  return std::max(exact, capacity + capacity / 2);
 }
 
 void IdMap::Clear() {
@@ -68,7 +72,7 @@ void IdMap::Rehash(size_t capacity) {
   slots_ = std::make_unique_for_overwrite<Slot[]>(capacity);
   for (size_t i = 0; i < capacity; ++i) slots_[i].value = kEmpty;
   capacity_ = capacity;
-  max_size_ = static_cast<size_t>(static_cast<double>(capacity) * kMaxLoad);
+  max_size_ = MaxSize(capacity);
   for (size_t i = 0; i < old_capacity; ++i) {
     if (old[i].value == kEmpty) continue;
     size_t j = Home(old[i].id);

@@ -66,6 +66,15 @@ class IdMap {
   void Clear();
   size_t MemoryBytes() const { return capacity_ * sizeof(Slot); }
 
+  // The growth policy, also read by capacity planning (engine/footprint.h):
+  // a map of `capacity` slots takes MaxSize(capacity) entries before it
+  // grows, and Reserve(n) past that grows it to ReservedCapacity(capacity, n).
+  static constexpr size_t kSlotBytes = 16;
+  static size_t MaxSize(size_t capacity) {
+    return static_cast<size_t>(static_cast<double>(capacity) * kMaxLoad);
+  }
+  static size_t ReservedCapacity(size_t capacity, size_t n);
+
  private:
   static constexpr uint64_t kEmpty = UINT64_MAX;  // no valid Location packs to this
   static constexpr double kMaxLoad = 0.85;
@@ -73,6 +82,7 @@ class IdMap {
     uint64_t id;
     uint64_t value;
   };
+  static_assert(sizeof(Slot) == kSlotBytes);
 
   size_t Home(uint64_t id) const {
     __extension__ using U128 = unsigned __int128;

@@ -1114,6 +1114,7 @@ int main(int argc, char** argv) {
   int exit_code = kExitOk;
   AddOnlineCommands(app, &g, &exit_code);
   AddOfflineCommands(app, &exit_code);
+  AddCapacityCommand(app, &g.json, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -40,4 +40,8 @@ std::string JsonString(std::string_view s);
 // runs. Defined in tools/worldctl_offline.cc.
 void AddOfflineCommands(CLI::App& app, int* exit_code);
 
+// Registers `capacity` (tools/worldctl_capacity.cc); *json is the global
+// --json flag, read when it runs.
+void AddCapacityCommand(CLI::App& app, const bool* json, int* exit_code);
+
 }  // namespace worlddb::worldctl
