@@ -25,8 +25,9 @@ namespace worlddb::load {
 class LatencyHistogram {
  public:
   static constexpr int kSubBits = 7;
-  static constexpr uint64_t kSub = uint64_t{1} << kSubBits;   // sub-buckets per power of two
-  static constexpr size_t kBuckets = (64 - kSubBits) * kSub;  // index of 2^64 - 1 is the last
+  static constexpr uint64_t kSub = uint64_t{1} << kSubBits;  // sub-buckets per power of two
+  // Exact values 0..2*kSub-1, then kSub buckets per power of two up to 2^63.
+  static constexpr size_t kBuckets = (64 - kSubBits + 1) * kSub;
 
   LatencyHistogram();
 
