@@ -44,8 +44,8 @@ int ColumnIndex(const std::string& name) {
   return -1;
 }
 
-Result<std::unique_ptr<LoadTarget>> ConnectTarget(const std::string& url,
-                                                  const std::string& token) {
+Result<std::unique_ptr<LoadTarget>> ConnectTarget(const std::string& url, const std::string& token,
+                                                  double knn_start_radius) {
   std::string rest = url;
   bool redis = false;
   if (rest.rfind("redis://", 0) == 0) {
@@ -63,7 +63,7 @@ Result<std::unique_ptr<LoadTarget>> ConnectTarget(const std::string& url,
   const unsigned long port = std::strtoul(rest.c_str() + colon + 1, &end, 10);
   if (*end != '\0' || port == 0 || port > 65535)
     return Status::InvalidArgument("target \"" + url + "\": bad port");
-  if (redis) return RedisTarget::Connect(host, static_cast<uint16_t>(port));
+  if (redis) return RedisTarget::Connect(host, static_cast<uint16_t>(port), knn_start_radius);
   return WorldDbTarget::Connect(host, static_cast<uint16_t>(port), token);
 }
 
@@ -140,6 +140,7 @@ struct WorldLoad::Impl {
   LatencyHistogram interval_aoi, interval_move;
   uint64_t interval_moves = 0, interval_queries = 0, interval_zone_ticks = 0;
   Status fatal;
+  uint64_t check_ns = 0;  // time spent in Check()
 
   explicit Impl(WorldLoadOptions options) : o(std::move(options)) {}
 
@@ -200,7 +201,7 @@ struct WorldLoad::Impl {
         zone_of[i] = static_cast<uint8_t>(z);
         if (kind[i] == kPlayer) zone.players.push_back(static_cast<uint32_t>(i));
       }
-      auto c = ConnectTarget(o.target, o.token);
+      auto c = ConnectTarget(o.target, o.token, o.knn_start_radius);
       if (!c.ok()) return c.status();
       zone.conn = std::move(c.value());
     }
@@ -392,7 +393,10 @@ struct WorldLoad::Impl {
     q.k = o.knn;
     q.kind = o.aoi_kind;
     q.columns = o.columns;
-    const bool check = o.check_fraction > 0 && zone.rng.U() < o.check_fraction;
+    // Checks scan every entity of the kind, so they get a budget of CPU time
+    // (check_budget of the run) lest they slow the load generator down.
+    const bool check = o.check_fraction > 0 && zone.rng.U() < o.check_fraction &&
+                       double(check_ns) < o.check_budget * 1e9 * Seconds(run_start, Clock::now());
     std::shared_ptr<CheckContext> ctx;
     if (check) {
       ctx = std::make_shared<CheckContext>();
@@ -412,7 +416,11 @@ struct WorldLoad::Impl {
                            interval_queries++;
                            report.aoi.latency.Record(ns);
                            interval_aoi.Record(ns);
-                           if (ctx && out) Check(*ctx, *out);
+                           if (ctx && out) {
+                             const auto c0 = Clock::now();
+                             Check(*ctx, *out);
+                             check_ns += Nanos(c0, Clock::now());
+                           }
                          } else {
                            Error(s);
                          }

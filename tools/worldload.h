@@ -72,6 +72,7 @@ struct WorldLoadOptions {
   uint32_t knn = 0;                   // 0: radius queries; k: k-nearest queries
   double knn_start_radius = 32;       // Redis kNN: first radius (aoi.md §7)
   double check_fraction = 0.01;       // queries compared with the model
+  double check_budget = 0.05;         // at most this share of the run spent checking
   uint64_t seed = 1;                  // the walk, speeds, samples (positions: aoi.md)
   bool flush = false;                 // Redis: FLUSHDB first
   bool progress = true;               // one line per second on stderr

@@ -150,6 +150,11 @@ int Main(int argc, char** argv) {
                  "fraction of queries whose rows are compared with the model")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  app.add_option("--check-budget", o.check_budget,
+                 "checks stop being sampled while they took more than this share of the run "
+                 "(each scans every entity of the kind)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   app.add_option("--seed", o.seed, "seed of the walk, speeds and samples")->capture_default_str();
   app.add_flag("--flush", o.flush, "Redis: FLUSHDB before loading");
   app.add_flag(
