@@ -796,6 +796,19 @@ Result<ServerStats> Client::Stats() {
                     out.operations_applied = st->operations_applied();
                     out.queries = st->queries();
                     out.connections = st->connections();
+                    out.writable = st->writable();
+                    if (st->not_writable_reason())
+                      out.not_writable_reason = st->not_writable_reason()->str();
+                    out.memory_bytes = st->memory_bytes();
+                    out.uptime_ms = st->uptime_ms();
+                    if (st->durability()) out.durability = st->durability()->str();
+                    out.log_last_lsn = st->log_last_lsn();
+                    out.log_durable_lsn = st->log_durable_lsn();
+                    out.log_bytes = st->log_bytes();
+                    out.snapshot_lsn = st->snapshot_lsn();
+                    out.snapshot_time_us = st->snapshot_time_us();
+                    out.snapshot_bytes = st->snapshot_bytes();
+                    if (st->snapshot_error()) out.snapshot_error = st->snapshot_error()->str();
                     return Status::Ok();
                   });
   if (!s.ok()) return s;

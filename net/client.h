@@ -95,6 +95,14 @@ struct ServerStats {
   std::vector<std::pair<std::string, uint64_t>> per_kind;
   uint64_t schema_version = 0, last_ticket = 0, batches_applied = 0, batches_refused = 0,
            operations_applied = 0, queries = 0, connections = 0;
+  bool writable = true;
+  std::string not_writable_reason;
+  uint64_t memory_bytes = 0;  // the engine's own accounting (tables, id map, index)
+  uint64_t uptime_ms = 0;
+  std::string durability;
+  uint64_t log_last_lsn = 0, log_durable_lsn = 0, log_bytes = 0;
+  uint64_t snapshot_lsn = 0, snapshot_time_us = 0, snapshot_bytes = 0;  // 0: none yet
+  std::string snapshot_error;
 };
 
 struct SnapshotInfo {

@@ -25,6 +25,10 @@ Status FinishDaemonOptions(DaemonOptions* o) {
     return Status::InvalidArgument("--log-level " + o->log_level +
                                    ": expected trace, debug, info, warn or error");
   }
+  if (o->metrics_port < -1 || o->metrics_port > 65535) {
+    return Status::InvalidArgument("--metrics-port " + std::to_string(o->metrics_port) +
+                                   ": expected 0..65535 (0 = ephemeral) or -1 (off)");
+  }
   if (o->shards == 0) {
     const unsigned cores = std::thread::hardware_concurrency();
     o->shards = cores == 0 ? 1 : (cores > 256 ? 256 : cores);
@@ -51,6 +55,7 @@ ServerOptions DaemonOptions::ToServerOptions() const {
   s.idle_timeout_ms = idle_timeout_seconds * 1000;
   s.writer_threads = writer_threads;
   s.allow_remote_without_auth = allow_remote_without_auth;
+  s.slow_query_ms = slow_query_ms;
   return s;
 }
 

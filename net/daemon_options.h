@@ -9,6 +9,7 @@
 #include <string>
 
 #include "engine/status.h"
+#include "net/http_listener.h"
 #include "net/net_constants.h"
 #include "net/server.h"
 #include "wal/world.h"
@@ -32,6 +33,12 @@ struct DaemonOptions {
   bool allow_remote_without_auth = false;
   std::string log_format = "text";  // text | json
   std::string log_level = "info";   // trace debug info warn error
+  // The HTTP endpoints (/metrics, /healthz, /readyz; net/http_listener.h):
+  // port 0 = ephemeral, -1 = off.
+  std::string metrics_listen = "127.0.0.1";
+  int32_t metrics_port = kDefaultMetricsPort;
+  // Requests slower than this are logged at warn level; 0 = off.
+  uint32_t slow_query_ms = 100;
   // The data directory (wal::WorldOptions; docs/operations.md).
   bool salvage = false;
   uint64_t segment_bytes = uint64_t{64} << 20;

@@ -254,9 +254,10 @@ Status Dispatcher::DecodeQuery(const fb::QueryRequest& r, Query* q) const {
 }
 
 Dispatcher::Next Dispatcher::Begin(const uint8_t* data, size_t size, Session* session,
-                                   fbs::FlatBufferBuilder* fbb, Query* query,
-                                   uint64_t* request_id) const {
+                                   fbs::FlatBufferBuilder* fbb, Query* query, uint64_t* request_id,
+                                   const fb::Request** verified) const {
   *request_id = 0;
+  if (verified) *verified = nullptr;
   fbs::Verifier verifier(data, size, options_.verifier_max_depth, options_.verifier_max_tables);
   if (size < sizeof(fbs::uoffset_t) || !fb::VerifyRequestBuffer(verifier)) {
     EncodeError(0, fb::ErrorCode_BadMessage,
@@ -267,6 +268,7 @@ Dispatcher::Next Dispatcher::Begin(const uint8_t* data, size_t size, Session* se
     return Next::kAnswered;
   }
   const fb::Request* req = fb::GetRequest(data);
+  if (verified) *verified = req;
   *request_id = req->request_id();
   const fb::RequestBody type = req->body_type();
   if (type == fb::RequestBody_NONE || req->body() == nullptr) {
@@ -463,11 +465,35 @@ void Dispatcher::Inline(const fb::Request& req, Session* session,
       Status w = options_.writable ? options_.writable() : Status::Ok();
       auto reason = w.ok() ? 0 : fbb->CreateString(w.ToString());
       const uint64_t conns = options_.connections ? options_.connections() : 0;
-      auto reply =
-          fb::CreateStatsReply(*fbb, st.entities, pv, st.schema_version, st.last_ticket,
-                               st.batches_applied, st.batches_refused, st.operations_applied,
-                               st.queries, conns, w.ok(), reason, st.memory.total());
-      Finish(id, fb::ResponseBody_StatsReply, reply.Union(), fbb);
+      const DurabilityState d =
+          options_.durability_state ? options_.durability_state() : DurabilityState{};
+      auto durability = fbb->CreateString(d.durability);
+      auto snapshot_error = d.snapshot_error.empty() ? 0 : fbb->CreateString(d.snapshot_error);
+      const auto uptime = std::chrono::steady_clock::now() - started_;
+      fb::StatsReplyBuilder b(*fbb);
+      b.add_entities(st.entities);
+      b.add_per_kind(pv);
+      b.add_schema_version(st.schema_version);
+      b.add_last_ticket(st.last_ticket);
+      b.add_batches_applied(st.batches_applied);
+      b.add_batches_refused(st.batches_refused);
+      b.add_operations_applied(st.operations_applied);
+      b.add_queries(st.queries);
+      b.add_connections(conns);
+      b.add_writable(w.ok());
+      if (!w.ok()) b.add_not_writable_reason(reason);
+      b.add_memory_bytes(st.memory.total());
+      b.add_uptime_ms(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(uptime).count()));
+      b.add_durability(durability);
+      b.add_log_last_lsn(d.log_last_lsn);
+      b.add_log_durable_lsn(d.log_durable_lsn);
+      b.add_log_bytes(d.log_bytes);
+      b.add_snapshot_lsn(d.snapshot_lsn);
+      b.add_snapshot_time_us(d.snapshot_time_us);
+      b.add_snapshot_bytes(d.snapshot_bytes);
+      if (!d.snapshot_error.empty()) b.add_snapshot_error(snapshot_error);
+      Finish(id, fb::ResponseBody_StatsReply, b.Finish().Union(), fbb);
       return;
     }
     default:

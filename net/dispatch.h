@@ -22,6 +22,7 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -41,6 +42,14 @@ struct SnapshotResult {
   std::string path;
 };
 
+// The data directory's state, reported by stats (StatsReply, docs/protocol.md).
+struct DurabilityState {
+  std::string durability;  // "always", "interval:MS", "none"
+  uint64_t log_last_lsn = 0, log_durable_lsn = 0, log_bytes = 0;
+  uint64_t snapshot_lsn = 0, snapshot_time_us = 0, snapshot_bytes = 0;  // 0: no snapshot yet
+  std::string snapshot_error;  // the last background snapshot's failure, or empty
+};
+
 struct DispatchOptions {
   uint64_t max_result_rows = kDefaultMaxResultRows;
   size_t max_frame_bytes = kDefaultMaxFrameBytes;  // reported in HelloReply
@@ -55,6 +64,8 @@ struct DispatchOptions {
   std::function<Status()> writable;
   // Open connections, for stats. Absent: 0.
   std::function<uint64_t()> connections;
+  // The log and snapshots, for stats. Absent: zero / empty.
+  std::function<DurabilityState()> durability_state;
 };
 
 // Per-connection protocol state.
@@ -83,9 +94,12 @@ class Dispatcher {
 
   // `data` must be 8-byte aligned (AlignPayload). Verifies, checks auth and
   // roles, and answers inline requests and every error into `fbb` (cleared
-  // first). *request_id is the request's id (0 when unreadable).
+  // first). *request_id is the request's id (0 when unreadable). `verified`
+  // (optional) receives the request once it passed the verifier, else null
+  // (the server's metrics read its type).
   Next Begin(const uint8_t* data, size_t size, Session* session,
-             flatbuffers::FlatBufferBuilder* fbb, Query* query, uint64_t* request_id) const;
+             flatbuffers::FlatBufferBuilder* fbb, Query* query, uint64_t* request_id,
+             const fb::Request** verified = nullptr) const;
 
   // Encodes the answer to a query Begin() prepared, given RunMany's status and
   // result for it.
@@ -112,6 +126,7 @@ class Dispatcher {
 
   Engine* engine_;
   DispatchOptions options_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace worlddb::net

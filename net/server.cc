@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "net/frame.h"
@@ -20,6 +22,48 @@ namespace {
 
 constexpr uint64_t kListenTag = 1;
 constexpr uint64_t kWakeTag = 2;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+fb::ErrorCode ResponseCode(const uint8_t* response) {
+  const auto* r = flatbuffers::GetRoot<fb::Response>(response);
+  if (r->body_type() != fb::ResponseBody_Error) return fb::ErrorCode_Ok;
+  return r->body_as_Error()->code();
+}
+
+// A query's parameters for the slow-query log.
+std::string DescribeQuery(const Query& q, const QueryResult* r) {
+  std::string out;
+  char buf[160];
+  switch (q.shape) {
+    case Shape::kCircle:
+      std::snprintf(buf, sizeof(buf), "centre (%.17g, %.17g) radius %.17g%s", q.x, q.y, q.radius,
+                    q.order_by_distance ? " ordered" : "");
+      break;
+    case Shape::kRect:
+      std::snprintf(buf, sizeof(buf), "rect [%.17g, %.17g, %.17g, %.17g]", q.rect.min_x,
+                    q.rect.min_y, q.rect.max_x, q.rect.max_y);
+      break;
+    case Shape::kNearest:
+      std::snprintf(buf, sizeof(buf), "centre (%.17g, %.17g) k %llu", q.x, q.y,
+                    static_cast<unsigned long long>(q.k));
+      break;
+  }
+  out = buf;
+  out += " kind " + (q.kind.empty() ? std::string("(any)") : q.kind);
+  out += ", " + std::to_string(q.where.size()) + " predicates, " +
+         std::to_string(q.columns.size()) + " columns";
+  if (q.count_only) out += ", count only";
+  if (r) {
+    out += ", " + std::to_string(r->rows()) + " rows";
+    if (q.count_only) out += ", count " + std::to_string(r->count);
+  }
+  return out;
+}
 
 std::string Errno(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -43,6 +87,10 @@ struct Server::Job {
   std::vector<uint64_t> payload;  // 8-byte aligned copy of the request
   size_t size = 0;
   std::vector<uint8_t> response;  // framed
+  // For metrics: when the frame was parsed, what it is, how it ended.
+  int64_t start_ns = 0;
+  RequestType type = RequestType::kInvalid;
+  fb::ErrorCode code = fb::ErrorCode_Ok;
 };
 
 // One response of the current round, in request order: a query's answer
@@ -53,6 +101,9 @@ struct Server::Entry {
   int64_t query;  // index into queries_, or -1
   size_t arena_off, arena_len;
   Job* job;  // a blocking request to submit once the earlier answers are out
+  int64_t start_ns = 0;
+  RequestType type = RequestType::kInvalid;
+  size_t bytes = 0;
 };
 
 bool IsLoopbackAddress(const std::string& address) {
@@ -93,12 +144,14 @@ Status ValidateServerOptions(const ServerOptions& o) {
 
 Server::Server(Engine* engine, ServerOptions options)
     : engine_(engine), options_(std::move(options)) {
+  slow_ns_ = int64_t{options_.slow_query_ms} * 1'000'000;
   DispatchOptions d;
   d.max_result_rows = options_.max_result_rows;
   d.max_frame_bytes = options_.max_frame_bytes;
   d.tokens = options_.tokens;
   d.snapshot = options_.snapshot;
   d.writable = options_.writable;
+  d.durability_state = options_.durability_state;
   d.connections = [this] { return static_cast<uint64_t>(connections()); };
   dispatcher_ = std::make_unique<Dispatcher>(engine_, std::move(d));
 }
@@ -215,6 +268,7 @@ void Server::WriterLoop() {
                               "response exceeds the frame limit", &fbb);
     }
     AppendFrame({fbb.GetBufferPointer(), fbb.GetSize()}, &job->response);
+    job->code = ResponseCode(fbb.GetBufferPointer());
     {
       std::lock_guard<std::mutex> lock(done_mu_);
       done_.push_back(std::move(job));
@@ -232,9 +286,15 @@ void Server::DrainCompletions(std::vector<Connection*>* active) {
   }
   for (auto& job : done) {
     auto it = conns_.find(job->conn_id);
-    if (it == conns_.end()) continue;  // closed meanwhile; the write still happened whole
+    if (it == conns_.end()) {
+      // Closed meanwhile; the write still happened whole.
+      if (timed())
+        RecordCode(job->type, job->start_ns, job->code, nullptr, job->size, nullptr, nullptr);
+      continue;
+    }
     Connection* c = it->second.get();
     c->AppendRaw(job->response);
+    if (timed()) RecordCode(job->type, job->start_ns, job->code, c, job->size, nullptr, nullptr);
     c->busy = false;
     MarkActive(c, active);
   }
@@ -273,6 +333,7 @@ void Server::Accept() {
       AppendFrame({fbb.GetBufferPointer(), fbb.GetSize()}, &frame);
       [[maybe_unused]] ssize_t n = ::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL);
       ::close(fd);
+      if (options_.metrics) options_.metrics->Refused();
       spdlog::warn("refused connection from {}: {} connections open (--max-connections)", peer,
                    conns_.size());
       continue;
@@ -292,6 +353,10 @@ void Server::Accept() {
     spdlog::debug("connection {} from {}", id, peer);
     conns_.emplace(id, std::move(c));
     open_connections_.store(conns_.size(), std::memory_order_relaxed);
+    if (options_.metrics) {
+      options_.metrics->Accepted();
+      options_.metrics->SetOpen(conns_.size());
+    }
   }
 }
 
@@ -320,6 +385,7 @@ void Server::ReadFrom(Connection* c) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
     c->close_reason = std::string("read error: ") + std::strerror(errno);
     c->closing = c->close_now = true;
+    Dropped(DropReason::kIoError);
     return;
   }
 }
@@ -370,6 +436,11 @@ bool Server::ParseFrames(Connection* c) {
       c->closing = true;
       c->close_reason =
           "broken frame: length " + std::to_string(v.payload_bytes) + " over the limit";
+      Dropped(DropReason::kBrokenFrame);
+      if (timed()) {
+        RecordCode(RequestType::kInvalid, NowNs(), fb::ErrorCode_BadMessage, c, v.payload_bytes,
+                   nullptr, nullptr);
+      }
       return false;
     }
     if (nq_ >= kMaxQueriesPerRound) return true;
@@ -386,14 +457,22 @@ bool Server::ParseFrames(Connection* c) {
       statuses_.resize(qi + 1);
     }
     uint64_t rid = 0;
-    const Dispatcher::Next next =
-        dispatcher_->Begin(payload, v.payload_bytes, &c->session, &fbb_, &queries_[qi], &rid);
+    // One clock read per request, and one when its response is queued.
+    const int64_t start_ns = timed() ? NowNs() : 0;
+    const fb::Request* verified = nullptr;
+    const Dispatcher::Next next = dispatcher_->Begin(payload, v.payload_bytes, &c->session, &fbb_,
+                                                     &queries_[qi], &rid, &verified);
+    const RequestType type = RequestTypeOf(verified);
     switch (next) {
       case Dispatcher::Next::kAnswered:
         Respond(c, fbb_);
+        if (timed()) {
+          Record(type, start_ns, fbb_.GetBufferPointer(), c, v.payload_bytes, nullptr, nullptr);
+        }
         break;
       case Dispatcher::Next::kQuery:
-        entries_.push_back({c, rid, static_cast<int64_t>(qi), 0, 0, nullptr});
+        entries_.push_back(
+            {c, rid, static_cast<int64_t>(qi), 0, 0, nullptr, start_ns, type, v.payload_bytes});
         ++nq_;
         ++c->round_entries;
         break;
@@ -402,6 +481,8 @@ bool Server::ParseFrames(Connection* c) {
         job->conn_id = c->id();
         job->size = v.payload_bytes;
         job->payload.resize((v.payload_bytes + 7) / 8);
+        job->start_ns = start_ns;
+        job->type = type;
         std::memcpy(job->payload.data(), payload, v.payload_bytes);
         c->busy = true;
         if (c->round_entries == 0) {
@@ -430,6 +511,10 @@ void Server::RunRound() {
       dispatcher_->FinishQuery(e.request_id, queries_[i], statuses_[i], results_[i], &fbb_);
       c->round_entries = 0;  // so that Respond appends directly
       Respond(c, fbb_);
+      if (timed()) {
+        Record(e.type, e.start_ns, fbb_.GetBufferPointer(), c, e.bytes, &queries_[i],
+               statuses_[i].ok() ? &results_[i] : nullptr);
+      }
     } else if (e.job) {
       for (auto& j : deferred_jobs_) {
         if (j.get() == e.job) Submit(std::move(j));
@@ -486,6 +571,30 @@ void Server::CloseConnection(Connection* c) {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd(), nullptr);
   conns_.erase(c->id());
   open_connections_.store(conns_.size(), std::memory_order_relaxed);
+  if (options_.metrics) options_.metrics->SetOpen(conns_.size());
+}
+
+void Server::Record(RequestType type, int64_t start_ns, const uint8_t* response,
+                    const Connection* c, size_t bytes, const Query* query,
+                    const QueryResult* result) {
+  RecordCode(type, start_ns, ResponseCode(response), c, bytes, query, result);
+}
+
+void Server::RecordCode(RequestType type, int64_t start_ns, fb::ErrorCode code, const Connection* c,
+                        size_t bytes, const Query* query, const QueryResult* result) {
+  const int64_t ns = NowNs() - start_ns;
+  const uint64_t elapsed = ns > 0 ? static_cast<uint64_t>(ns) : 0;
+  if (options_.metrics) options_.metrics->Observe(type, code, elapsed);
+  if (slow_ns_ == 0 || ns < slow_ns_) return;
+  if (options_.metrics) options_.metrics->Slow(type);
+  const char* status = code == fb::ErrorCode_Ok ? "ok" : fb::EnumNameErrorCode(code);
+  spdlog::warn(
+      "slow request: {} took {:.3f} ms (--slow-query-ms {}): {}{}request of {} bytes, "
+      "status {}, connection {} from {}",
+      RequestTypeName(type), static_cast<double>(ns) / 1e6, options_.slow_query_ms,
+      query ? DescribeQuery(*query, result) : std::string(), query ? ", " : "", bytes,
+      status && *status ? status : "unknown", c ? std::to_string(c->id()) : "(closed)",
+      c ? c->peer() : std::string("-"));
 }
 
 Status Server::Run() {
@@ -542,11 +651,13 @@ Status Server::Run() {
       if (!c->close_now && c->pending_output() > 0 && !c->Flush()) {
         c->close_reason = std::string("write error: ") + std::strerror(errno);
         c->close_now = true;
+        Dropped(DropReason::kIoError);
       }
       if (c->pending_output() > options_.max_output_buffer_bytes) {
         c->close_reason = "the client does not read its responses (" +
                           std::to_string(c->pending_output()) +
                           " bytes unsent, over --max-output-buffer-bytes)";
+        if (!c->close_now) Dropped(DropReason::kSlowReader);
         c->close_now = true;
       }
       const bool done = !c->busy && c->pending_output() == 0 &&
@@ -576,6 +687,7 @@ Status Server::Run() {
       for (Connection* c : idle) {
         c->close_reason =
             "idle for " + std::to_string(options_.idle_timeout_ms) + " ms (--idle-timeout)";
+        Dropped(DropReason::kIdle);
         CloseConnection(c);
       }
     }
@@ -605,6 +717,7 @@ Status Server::Run() {
   const size_t open = conns_.size();
   conns_.clear();
   open_connections_.store(0, std::memory_order_relaxed);
+  if (options_.metrics) options_.metrics->SetOpen(0);
   spdlog::info("stopped; closed {} connections", open);
   return Status::Ok();
 }

@@ -38,6 +38,7 @@
 #include "net/connection.h"
 #include "net/dispatch.h"
 #include "net/net_constants.h"
+#include "net/request_metrics.h"
 
 namespace worlddb::net {
 
@@ -58,6 +59,14 @@ struct ServerOptions {
   // writable -> always writable.
   std::function<Result<SnapshotResult>()> snapshot;
   std::function<Status()> writable;
+  // The log and snapshots for stats (DispatchOptions::durability_state).
+  std::function<DurabilityState()> durability_state;
+  // Request and connection counters (net/request_metrics.h). Null: none.
+  // Not owned; must outlive the Server.
+  RequestMetrics* metrics = nullptr;
+  // A request slower than this (frame parsed -> response queued) is logged
+  // at warn level with its parameters. 0: off.
+  uint32_t slow_query_ms = 0;
 };
 
 // Checks option values and the remote-without-auth rule; the error names the
@@ -104,6 +113,17 @@ class Server {
   void UpdateEvents(Connection* c);
   void CloseConnection(Connection* c);
   void MarkActive(Connection* c, std::vector<Connection*>* active);
+  // Metrics and the slow-query log for one answered request whose response
+  // is `response` (a Response payload); `query`/`result` for queries.
+  // `c` may be null (closed meanwhile); `bytes` is the request's size.
+  void Record(RequestType type, int64_t start_ns, const uint8_t* response, const Connection* c,
+              size_t bytes, const Query* query, const QueryResult* result);
+  void RecordCode(RequestType type, int64_t start_ns, fb::ErrorCode code, const Connection* c,
+                  size_t bytes, const Query* query, const QueryResult* result);
+  void Dropped(DropReason reason) {
+    if (options_.metrics) options_.metrics->Dropped(reason);
+  }
+  bool timed() const { return options_.metrics != nullptr || slow_ns_ > 0; }
 
   Engine* engine_;
   ServerOptions options_;
@@ -113,6 +133,7 @@ class Server {
   bool ipv6_ = false;
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> open_connections_{0};
+  int64_t slow_ns_ = 0;
 
   // Event-loop state.
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
