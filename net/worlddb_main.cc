@@ -1,7 +1,10 @@
 // worlddb: the WorldDB daemon. With no arguments it serves on
 // 127.0.0.1:7878 with the data directory ./data. Every setting is a flag and
 // may also come from a TOML config file (--config FILE; keys are the flag
-// names without dashes, e.g. `port = 9000`; unknown keys are refused).
+// names without dashes, e.g. `port = 9000`; unknown keys are refused; flags
+// given on the command line override the file). `--print-config` prints the
+// settings in force as a config file and exits 0. Bad settings (unknown key,
+// wrong type, out of range, bad durability, ...) exit 2 naming the setting.
 //
 // Logs go to stderr, one line per event (text or JSON). The line
 // "listening on HOST:PORT" is printed once the socket is bound, with the real
@@ -21,9 +24,11 @@
 
 #include "engine/engine.h"
 #include "net/auth.h"
+#include "net/daemon_config.h"
 #include "net/daemon_metrics.h"
 #include "net/daemon_options.h"
 #include "net/http_listener.h"
+#include "net/json_log_formatter.h"
 #include "net/server.h"
 
 namespace {
@@ -41,48 +46,15 @@ void OnSignal(int) {
   if (Server* s = g_server.load()) s->Stop();
 }
 
-// %j: the message as the inside of a JSON string.
-class JsonEscapedMessage : public spdlog::custom_flag_formatter {
- public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&,
-              spdlog::memory_buf_t& dest) override {
-    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
-      switch (c) {
-        case '"':
-          dest.append(std::string_view("\\\""));
-          break;
-        case '\\':
-          dest.append(std::string_view("\\\\"));
-          break;
-        case '\n':
-          dest.append(std::string_view("\\n"));
-          break;
-        default:
-          if (static_cast<unsigned char>(c) < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-            dest.append(std::string_view(buf));
-          } else {
-            dest.push_back(c);
-          }
-      }
-    }
-  }
-  std::unique_ptr<custom_flag_formatter> clone() const override {
-    return std::make_unique<JsonEscapedMessage>();
-  }
-};
-
 void SetUpLogging(const DaemonOptions& o) {
   auto logger = spdlog::stderr_logger_mt("worlddb");
-  auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
   if (o.log_format == "json") {
-    formatter->add_flag<JsonEscapedMessage>('j').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%j"})");
+    logger->set_formatter(std::make_unique<JsonLogFormatter>());
   } else {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
     formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v");
+    logger->set_formatter(std::move(formatter));
   }
-  logger->set_formatter(std::move(formatter));
   logger->set_level(spdlog::level::from_str(o.log_level));
   logger->flush_on(spdlog::level::trace);  // one event, one line, at once
   spdlog::set_default_logger(logger);
@@ -170,21 +142,33 @@ int main(int argc, char** argv) {
   app.add_option("--archive-max-bytes", o.archive_max_bytes,
                  "delete the oldest archived segments beyond this size; 0 = keep")
       ->capture_default_str();
+  bool print_config = false;
+  app.add_flag("--print-config", print_config,
+               "print the settings in force as a config file (TOML) and exit");
+  // Last, so that it covers every option above.
+  TightenValueChecks(&app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
-  } catch (const CLI::ConfigError& e) {
-    // CLI11 says "INI was not able to parse KEY" for an unknown key.
-    std::fprintf(stderr, "worlddb: config file %s: %s (unknown or malformed key)\n",
-                 app.get_config_ptr()->as<std::string>().c_str(), e.what());
-    return 2;
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // Every bad setting, from the command line or the file, exits 2 (as
+    // FinishDaemonOptions' refusals do), naming the setting.
+    std::fprintf(stderr, "worlddb: %s\n", DescribeParseError(app, e).c_str());
+    return 2;
   }
   if (Status s = FinishDaemonOptions(&o); !s.ok()) {
     std::fprintf(stderr, "worlddb: %s\n", s.message().c_str());
     return 2;
+  }
+  if (print_config) {
+    auto toml = EffectiveConfigToml(app);
+    if (!toml.ok()) {
+      std::fprintf(stderr, "worlddb: %s\n", toml.status().message().c_str());
+      return 2;
+    }
+    std::fputs(toml.value().c_str(), stdout);
+    return 0;
   }
   SetUpLogging(o);
 
@@ -258,6 +242,22 @@ int main(int argc, char** argv) {
     return SnapshotResult{taken->lsn, taken->entities, taken->bytes, taken->path};
   };
   so.writable = [w] { return w->Writable(); };
+  so.durability_state = [w] {
+    DurabilityState d;
+    d.durability = w->options().durability.ToString();
+    if (wal::LogWriter* log = w->log()) {
+      d.log_last_lsn = log->last_lsn();
+      d.log_durable_lsn = log->durable_lsn();
+      d.log_bytes = log->bytes_written();
+    }
+    if (auto snap = w->last_snapshot()) {
+      d.snapshot_lsn = snap->lsn;
+      d.snapshot_time_us = snap->timestamp_us;
+      d.snapshot_bytes = snap->bytes;
+    }
+    if (Status e = w->last_snapshot_error(); !e.ok()) d.snapshot_error = e.ToString();
+    return d;
+  };
   so.metrics = metrics.requests();
   auto server = Server::Start(&world->engine(), so);
   if (!server.ok()) {
