@@ -785,9 +785,10 @@ TEST_F(WorldctlTest, EverySubcommand) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("\"entities\":2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"per_kind\":{\"player\":2}"), std::string::npos) << r.out;
-  r = Ctl({"stats"});
+  r = Ctl({"stats", "--interval", "0"});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("entities.player     2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nplayer  2         100.0%"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("writable        yes"), std::string::npos) << r.out;
 
   r = Ctl({"snapshot"});
   EXPECT_EQ(r.code, 0) << r.out << r.err;

@@ -14,6 +14,7 @@
 #include "tools/worldctl.h"
 
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -22,6 +23,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -605,29 +607,150 @@ void PrintKeyValues(const std::vector<std::pair<std::string, Cell>>& kv, bool js
     std::cout << k << std::string(w - k.size() + 2, ' ') << v.text << "\n";
 }
 
-Outcome CmdStats(Session& s, bool json) {
-  auto st = s.client->Stats();
-  if (!st.ok()) return s.Fail(st.status());
-  const net::ServerStats& v = st.value();
-  std::vector<std::pair<std::string, Cell>> kv = {
-      {"entities", IntCell(v.entities)},
-      {"schema_version", IntCell(v.schema_version)},
-      {"last_ticket", IntCell(v.last_ticket)},
-      {"batches_applied", IntCell(v.batches_applied)},
-      {"batches_refused", IntCell(v.batches_refused)},
-      {"operations_applied", IntCell(v.operations_applied)},
-      {"queries", IntCell(v.queries)},
-      {"connections", IntCell(v.connections)}};
-  if (json) {
-    std::string per = "{";
-    for (size_t i = 0; i < v.per_kind.size(); ++i)
-      per += (i ? "," : "") + JsonString(v.per_kind[i].first) + ":" +
-             std::to_string(v.per_kind[i].second);
-    kv.push_back({"per_kind", {"", per + "}"}});
+// "1h02m", "5m03s", "12s".
+std::string Age(double seconds) {
+  if (!(seconds >= 0)) seconds = 0;
+  const uint64_t t = static_cast<uint64_t>(seconds);
+  char buf[48];
+  if (t >= 86400) {
+    std::snprintf(buf, sizeof buf, "%llud%02lluh", static_cast<unsigned long long>(t / 86400),
+                  static_cast<unsigned long long>(t % 86400 / 3600));
+  } else if (t >= 3600) {
+    std::snprintf(buf, sizeof buf, "%lluh%02llum", static_cast<unsigned long long>(t / 3600),
+                  static_cast<unsigned long long>(t % 3600 / 60));
+  } else if (t >= 60) {
+    std::snprintf(buf, sizeof buf, "%llum%02llus", static_cast<unsigned long long>(t / 60),
+                  static_cast<unsigned long long>(t % 60));
   } else {
-    for (const auto& [kind, n] : v.per_kind) kv.push_back({"entities." + kind, IntCell(n)});
+    std::snprintf(buf, sizeof buf, "%llus", static_cast<unsigned long long>(t));
   }
-  PrintKeyValues(kv, json);
+  return buf;
+}
+
+// "12.3 MiB"
+std::string HumanBytes(double b) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, kUnits[u]);
+  return buf;
+}
+
+std::string Fixed1(double v) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+// Live figures at a glance: two samples `interval_s` apart give the rates
+// (0: one sample, no rates). The server exposes counters, not latencies:
+// p99 per request type is worlddb_request_duration_seconds on the metrics
+// endpoint (docs/operations.md "SLOs").
+Outcome CmdStats(Session& s, bool json, double interval_s) {
+  auto first = s.client->Stats();
+  if (!first.ok()) return s.Fail(first.status());
+  const auto t0 = std::chrono::steady_clock::now();
+  net::ServerStats v = first.value();
+  double dt = 0;
+  net::ServerStats a = v;
+  if (interval_s > 0) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(interval_s));
+    auto second = s.client->Stats();
+    if (!second.ok()) return s.Fail(second.status());
+    dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    v = second.value();
+  }
+  auto rate = [&](uint64_t before, uint64_t after) {
+    return dt > 0 && after >= before ? static_cast<double>(after - before) / dt : 0.0;
+  };
+  const double queries_s = rate(a.queries, v.queries);
+  const double writes_s = rate(a.batches_applied, v.batches_applied);
+  const double ops_s = rate(a.operations_applied, v.operations_applied);
+  const double log_s = rate(a.log_bytes, v.log_bytes);
+  const double per_entity =
+      v.entities ? static_cast<double>(v.memory_bytes) / static_cast<double>(v.entities) : 0;
+  const bool has_log = v.durability != "none" && !v.durability.empty();
+  const bool has_snapshot = v.snapshot_lsn != 0 || v.snapshot_time_us != 0;
+  const double now_us = static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+  const double snapshot_age_s =
+      has_snapshot ? (now_us - static_cast<double>(v.snapshot_time_us)) / 1e6 : 0;
+
+  if (json) {
+    std::string out = "{\"entities\":" + std::to_string(v.entities) + ",\"per_kind\":{";
+    for (size_t i = 0; i < v.per_kind.size(); ++i)
+      out += (i ? "," : "") + JsonString(v.per_kind[i].first) + ":" +
+             std::to_string(v.per_kind[i].second);
+    out += "},\"memory_bytes\":" + std::to_string(v.memory_bytes) +
+           ",\"memory_bytes_per_entity\":" + JsonNum(per_entity) +
+           ",\"schema_version\":" + std::to_string(v.schema_version) +
+           ",\"uptime_s\":" + JsonNum(static_cast<double>(v.uptime_ms) / 1000) +
+           ",\"connections\":" + std::to_string(v.connections) +
+           ",\"writable\":" + (v.writable ? "true" : "false") +
+           ",\"not_writable_reason\":" + JsonString(v.not_writable_reason) +
+           ",\"queries\":" + std::to_string(v.queries) +
+           ",\"batches_applied\":" + std::to_string(v.batches_applied) +
+           ",\"batches_refused\":" + std::to_string(v.batches_refused) +
+           ",\"operations_applied\":" + std::to_string(v.operations_applied) +
+           ",\"interval_s\":" + JsonNum(dt) + ",\"queries_per_s\":" + JsonNum(queries_s) +
+           ",\"writes_per_s\":" + JsonNum(writes_s) + ",\"operations_per_s\":" + JsonNum(ops_s) +
+           ",\"log\":{\"durability\":" + JsonString(v.durability) +
+           ",\"last_lsn\":" + std::to_string(v.log_last_lsn) +
+           ",\"durable_lsn\":" + std::to_string(v.log_durable_lsn) +
+           ",\"bytes\":" + std::to_string(v.log_bytes) + ",\"bytes_per_s\":" + JsonNum(log_s) +
+           "},\"snapshot\":" +
+           (has_snapshot ? "{\"lsn\":" + std::to_string(v.snapshot_lsn) +
+                               ",\"time_us\":" + std::to_string(v.snapshot_time_us) +
+                               ",\"age_s\":" + JsonNum(snapshot_age_s) +
+                               ",\"bytes\":" + std::to_string(v.snapshot_bytes) + "}"
+                         : std::string("null")) +
+           ",\"snapshot_error\":" + JsonString(v.snapshot_error) + "}";
+    std::cout << out << "\n";
+    return std::nullopt;
+  }
+
+  std::vector<std::pair<std::string, Cell>> kv = {
+      {"uptime", TextCell(Age(static_cast<double>(v.uptime_ms) / 1000))},
+      {"writable", TextCell(v.writable ? "yes" : "NO: " + v.not_writable_reason)},
+      {"connections", IntCell(v.connections)},
+      {"entities", IntCell(v.entities)},
+      {"memory", TextCell(HumanBytes(static_cast<double>(v.memory_bytes)) + " (" +
+                          Fixed1(per_entity) + " bytes per entity)")},
+      {"queries/s", TextCell(dt > 0 ? Fixed1(queries_s) : "-")},
+      {"writes/s",
+       TextCell(dt > 0 ? Fixed1(writes_s) + " batches, " + Fixed1(ops_s) + " operations" : "-")},
+      {"p99",
+       TextCell("per request type on the metrics endpoint (worlddb_request_duration_seconds)")},
+      {"log", TextCell(has_log ? v.durability + ", LSN " + std::to_string(v.log_last_lsn) +
+                                     " (durable " + std::to_string(v.log_durable_lsn) + "), " +
+                                     HumanBytes(static_cast<double>(v.log_bytes)) +
+                                     " written since start" +
+                                     (dt > 0 ? ", " + HumanBytes(log_s) + "/s" : "")
+                               : "off (durability none)")},
+      {"snapshot", TextCell(has_snapshot ? "LSN " + std::to_string(v.snapshot_lsn) + ", " +
+                                               Age(snapshot_age_s) + " old, " +
+                                               HumanBytes(static_cast<double>(v.snapshot_bytes))
+                                         : "none yet")},
+      {"snapshot error", TextCell(v.snapshot_error.empty() ? "none" : v.snapshot_error)},
+  };
+  PrintKeyValues(kv, false);
+  if (dt == 0) std::cout << "(rates need two samples: --interval SECONDS)\n";
+  std::cout << "\n";
+  Table t({"kind", "entities", "share"});
+  for (const auto& [kind, n] : v.per_kind) {
+    t.Add({TextCell(kind), IntCell(n),
+           TextCell(v.entities
+                        ? Fixed1(100.0 * static_cast<double>(n) / static_cast<double>(v.entities)) +
+                              "%"
+                        : "-")});
+  }
+  t.PrintText(std::cout);
+
   return std::nullopt;
 }
 
@@ -869,9 +992,16 @@ void AddOnlineCommands(CLI::App& app, Global* g, int* exit_code) {
       return std::nullopt;
     });
   });
-  app.add_subcommand("stats", "server and world statistics")->callback([=] {
-    run([&](Session& s) { return CmdStats(s, g->json); });
-  });
+  {
+    auto* sub = app.add_subcommand("stats",
+                                   "live figures: entities, memory, rates, log and snapshot state");
+    auto interval = std::make_shared<double>(1.0);
+    sub->add_option("--interval", *interval,
+                    "seconds between the two samples the rates come from; 0 = one sample")
+        ->check(CLI::Range(0.0, 3600.0))
+        ->capture_default_str();
+    sub->callback([=] { run([&](Session& s) { return CmdStats(s, g->json, *interval); }); });
+  }
   app.add_subcommand("kinds", "the kinds and their columns")->callback([=] {
     run([&](Session& s) { return CmdKinds(s, g->json); });
   });
