@@ -283,7 +283,8 @@ double JsonNumber(const std::string& json, const std::string& key) {
 // Small worlds: 5,000 entities (500 players) and a large radius, so queries
 // return rows and every query is checked.
 const std::vector<std::string> kSmall = {
-    "-n", "5000", "-p", "500", "-r", "300", "-z", "3", "--check-fraction", "1"};
+    "-n", "5000",           "-p", "500", "-r", "300", "-z", "3", "--check-fraction",
+    "1",  "--check-budget", "1"};
 
 std::vector<std::string> With(std::vector<std::string> extra) {
   std::vector<std::string> a = kSmall;
