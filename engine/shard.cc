@@ -766,8 +766,10 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
   // fill pass prefetches kPrefetchAhead hits ahead so they overlap instead of
   // queueing one behind the other. Measured: BM_Engine_RadiusRows.
   constexpr size_t kPrefetchAhead = 16;
+  constexpr size_t kKeepHits = size_t{1} << 16;  // scratch kept between queries
   thread_local std::vector<Hit> scratch;
   std::vector<Hit>& hits = scratch;
+  if (hits.capacity() > kKeepHits) std::vector<Hit>().swap(hits);  // after a huge query
   hits.clear();
   const uint64_t limit = q.limit == 0 ? UINT64_MAX : q.limit;
   const bool ordered =
