@@ -258,22 +258,6 @@ int main(int argc, char** argv) {
     if (Status e = w->last_snapshot_error(); !e.ok()) d.snapshot_error = e.ToString();
     return d;
   };
-  so.durability_state = [w] {
-    DurabilityState d;
-    d.durability = w->options().durability.ToString();
-    if (wal::LogWriter* log = w->log()) {
-      d.log_last_lsn = log->last_lsn();
-      d.log_durable_lsn = log->durable_lsn();
-      d.log_bytes = log->bytes_written();
-    }
-    if (auto snap = w->last_snapshot()) {
-      d.snapshot_lsn = snap->lsn;
-      d.snapshot_time_us = snap->timestamp_us;
-      d.snapshot_bytes = snap->bytes;
-    }
-    if (Status e = w->last_snapshot_error(); !e.ok()) d.snapshot_error = e.ToString();
-    return d;
-  };
   so.metrics = metrics.requests();
   auto server = Server::Start(&world->engine(), so);
   if (!server.ok()) {
