@@ -155,7 +155,8 @@ class DescriptionReader {
     std::string line;
     while (std::getline(in, line)) {
       ++line_no_;
-      std::string_view s = Trim(StripComment(line));
+      const std::string code = StripComment(line);
+      std::string_view s = Trim(code);
       if (s.empty()) continue;
       if (s == "[[kind]]") {
         WORLDDB_RETURN_IF_ERROR(EndKind());
