@@ -133,8 +133,8 @@ def load(run, sysname, cfg):
 figures = [
     ("moves/s, max throughput, no persistence", "none", lambda r: r["moves"]["items_per_s"], True),
     ("AOI queries/s, max throughput, no persistence", "none", lambda r: r["aoi"]["requests_per_s"], True),
-    ("AOI p99 ms, max throughput (256 in flight)", "none", lambda r: r["aoi"]["latency_ms"]["p99"], False),
-    ("move batch p99 ms, max throughput", "none", lambda r: r["moves"]["latency_ms"]["p99"], False),
+    ("AOI p99 ms, max throughput (256 queries in flight)", "none", lambda r: r["aoi"]["latency_ms"]["p99"], False),
+    ("move batch p99 ms, max throughput (8 batches in flight)", "none", lambda r: r["moves"]["latency_ms"]["p99"], False),
     ("moves/s, logged (interval 1 s / AOF everysec)", "logged", lambda r: r["moves"]["items_per_s"], True),
     ("AOI queries/s, logged", "logged", lambda r: r["aoi"]["requests_per_s"], True),
     ("load entities/s (no persistence)", "none", lambda r: r["load"]["entities"] / r["load"]["seconds"], True),

@@ -578,7 +578,7 @@ struct WorldLoad::Impl {
         bool busy = false;
         for (size_t z = 0; z < zones.size(); ++z) {
           Zone& zone = zones[z];
-          while (cursor[z] < zone.end && zone.conn->in_flight() < o.in_flight) {
+          while (cursor[z] < zone.end && zone.conn->in_flight() < o.write_in_flight) {
             NextMoves(zone, &cursor[z]);
             if (!move_buf.empty()) SendMoveBatch(z, Clock::now(), nullptr);
           }
@@ -838,13 +838,14 @@ std::string WorldLoadReport::Json() const {
                 "  \"target\": %s,\n  \"target_kind\": \"%s\",\n  \"mode\": \"%s\",\n"
                 "  \"options\": {\"entities\": %zu, \"zones\": %zu, \"players\": %zu, "
                 "\"radius\": %g, \"knn\": %u, \"tick_rate\": %g, \"dist\": \"%s\", "
-                "\"batch\": %zu, \"in_flight\": %zu, \"move_fraction\": %g, \"kind\": \"%s\", "
+                "\"batch\": %zu, \"in_flight\": %zu, \"write_in_flight\": %zu, \"move_fraction\": "
+                "%g, \"kind\": \"%s\", "
                 "\"columns\": [%s], \"seed\": %" PRIu64 ", \"check_fraction\": %g},\n",
                 JsonEscape(o.target).c_str(), target_kind.c_str(),
                 o.max_throughput ? "max" : "fixed", o.entities, o.zones, o.players, o.radius, o.knn,
                 o.tick_rate, std::string(aoi::DistributionName(o.dist)).c_str(), o.batch,
-                o.in_flight, o.move_fraction, kKindNames[o.aoi_kind], columns.c_str(), o.seed,
-                o.check_fraction);
+                o.in_flight, o.write_in_flight, o.move_fraction, kKindNames[o.aoi_kind],
+                columns.c_str(), o.seed, o.check_fraction);
   out += buf;
   std::snprintf(buf, sizeof buf, "  \"load\": {\"entities\": %" PRIu64 ", \"seconds\": %.6f},\n",
                 loaded, load_seconds);

@@ -18,8 +18,8 @@
 //     ticks unanswered skips the tick (counted as missed).
 //   * max throughput (closed loop): ticks run back to back in lock step, each
 //     in two phases timed separately (all zones' moves, then all zones'
-//     queries), with in_flight requests outstanding per connection; latency is
-//     measured from the send.
+//     queries), with write_in_flight move batches or in_flight queries
+//     outstanding per connection; latency is measured from the send.
 //
 // Result checks: worldload knows every position it wrote. A sampled fraction
 // of the queries asks for rows and compares them with its model: the rows
@@ -61,7 +61,8 @@ struct WorldLoadOptions {
   double duration_s = 10;  // run length when ticks == 0
   uint64_t ticks = 0;
   size_t batch = 1000;          // moves (and load upserts) per write request
-  size_t in_flight = 256;       // max-throughput mode: requests per connection
+  size_t in_flight = 256;       // max-throughput mode: queries per connection
+  size_t write_in_flight = 8;   // max-throughput mode: move batches per connection
   size_t load_in_flight = 8;    // write requests per connection during the load
   size_t max_ticks_behind = 2;  // fixed-rate mode
   double move_fraction = 1.0;   // chance that an entity moves in a tick

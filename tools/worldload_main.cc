@@ -117,7 +117,11 @@ int Main(int argc, char** argv) {
   app.add_option("--batch", o.batch, "moves (and load upserts) per write request")
       ->check(CLI::Range(size_t{1}, size_t{100000}))
       ->capture_default_str();
-  app.add_option("--in-flight", o.in_flight, "max mode: requests in flight per connection")
+  app.add_option("--in-flight", o.in_flight, "max mode: queries in flight per connection")
+      ->check(CLI::Range(size_t{1}, size_t{100000}))
+      ->capture_default_str();
+  app.add_option("--write-in-flight", o.write_in_flight,
+                 "max mode: move batches in flight per connection")
       ->check(CLI::Range(size_t{1}, size_t{100000}))
       ->capture_default_str();
   app.add_option("--max-ticks-behind", o.max_ticks_behind,
