@@ -542,6 +542,69 @@ TEST(MetricsDaemon, OffWithMinusOneAndBadPortRefused) {
   EXPECT_EQ(WEXITSTATUS(bad.Stop()), 2);
 }
 
+// Writes stopped: the data directory on a 1 MiB tmpfs in a mount namespace
+// of the server's own (so nothing is left mounted if the test dies) fills
+// up; the log fails, /readyz answers 503 with the log's error.
+TEST(MetricsDaemon, ReadyzFailsWhenTheDiskIsFull) {
+  TempDir dir;
+  const fs::path mnt = dir.path() / "small";
+  fs::create_directories(mnt);
+  const std::string probe =
+      "unshare -m --propagation private sh -c 'mount -t tmpfs -o size=1m "
+      "tmpfs " +
+      mnt.string() + "' > /dev/null 2>&1";
+  if (std::system(probe.c_str()) != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs in a new mount namespace (needs root / CAP_SYS_ADMIN)";
+  }
+  Daemon d;
+  d.child.Spawn({"/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+                 "mount -t tmpfs -o size=1m tmpfs " + mnt.string() + " && exec " + kServerBinary +
+                     " --port 0 --metrics-port 0 --data-dir " + (mnt / "data").string() +
+                     " --durability always --shards 2 --segment-bytes 65536"
+                     " --snapshot-interval-s 0 --snapshot-log-bytes 0"},
+                dir.path() / "worlddb.log");
+  const std::string m = d.child.WaitFor("metrics at http://");
+  ASSERT_FALSE(m.empty());
+  d.metrics_port = PortOf(m.substr(0, m.find('/')));
+  const std::string l = d.child.WaitFor("listening on ");
+  ASSERT_FALSE(l.empty());
+  d.port = PortOf(l);
+  int status = 0;
+  EXPECT_EQ(HttpGet(d.metrics_port, "/readyz", &status), "ready\n");
+  EXPECT_EQ(status, 200);
+
+  auto client = Client::Connect("127.0.0.1", d.port);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  Client& c = *client.value();
+  ASSERT_TRUE(c.CreateKind({"player", {}}).ok());
+  Status failed;
+  for (int i = 0; i < 400 && failed.ok(); ++i) {
+    BatchBuilder b;
+    for (int j = 0; j < 500; ++j) b.Upsert(static_cast<uint64_t>(i) * 500 + j + 1, "player", j, i);
+    auto r = c.Apply(b.Finish());
+    if (!r.ok()) failed = r.status();
+  }
+  ASSERT_FALSE(failed.ok()) << "1 MiB never filled up";
+
+  const std::string body = HttpGet(d.metrics_port, "/readyz", &status);
+  EXPECT_EQ(status, 503);
+  EXPECT_NE(body.find("writes are stopped"), std::string::npos) << body;
+  const auto metrics = ParseExposition(HttpGet(d.metrics_port, "/metrics"));
+  EXPECT_EQ(Value(metrics, "worlddb_writable"), 0);
+  EXPECT_EQ(Value(metrics, "worlddb_ready"), 0);
+  double write_errors = 0, stopped_info = 0;
+  for (const auto& [series, v] : metrics) {
+    if (series.rfind("worlddb_request_errors_total{type=\"write\"", 0) == 0) write_errors += v;
+    if (series.rfind("worlddb_writes_stopped_info{", 0) == 0) stopped_info += v;
+  }
+  EXPECT_GE(write_errors, 1);
+  EXPECT_EQ(stopped_info, 1);
+  // Still alive.
+  EXPECT_EQ(HttpGet(d.metrics_port, "/healthz", &status), "ok\n");
+  client.value().reset();
+  d.child.Stop();  // the final flush fails too; the exit code is not the point
+}
+
 // ---- Prometheus ----
 
 uint16_t FreeLoopbackPort() {
