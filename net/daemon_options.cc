@@ -1,5 +1,7 @@
 #include "net/daemon_options.h"
 
+#include <arpa/inet.h>
+
 #include <thread>
 
 namespace worlddb::net {
@@ -24,6 +26,16 @@ Status FinishDaemonOptions(DaemonOptions* o) {
   if (!level_ok) {
     return Status::InvalidArgument("--log-level " + o->log_level +
                                    ": expected trace, debug, info, warn or error");
+  }
+  // A malformed address is a setting to fix, refused here; a port in use is
+  // a condition at start, which the daemon logs and serves through.
+  in_addr a4;
+  in6_addr a6;
+  const char* metrics_listen = o->metrics_listen.c_str();
+  if (o->metrics_listen != "localhost" && inet_pton(AF_INET, metrics_listen, &a4) != 1 &&
+      inet_pton(AF_INET6, metrics_listen, &a6) != 1) {
+    return Status::InvalidArgument("--metrics-listen " + o->metrics_listen +
+                                   ": not an IPv4 or IPv6 address (or localhost)");
   }
   if (o->metrics_port < -1 || o->metrics_port > 65535) {
     return Status::InvalidArgument("--metrics-port " + std::to_string(o->metrics_port) +

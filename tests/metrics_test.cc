@@ -540,6 +540,43 @@ TEST(MetricsDaemon, OffWithMinusOneAndBadPortRefused) {
   }
   EXPECT_NE(bad.log().find("--metrics-port"), std::string::npos) << bad.log();
   EXPECT_EQ(WEXITSTATUS(bad.Stop()), 2);
+
+  // A malformed address is refused the same way; a port in use is not
+  // (PortInUseServesWithoutMetrics, below).
+  Child bad_addr;
+  bad_addr.Spawn({kServerBinary, "--metrics-listen", "not-an-address", "--data-dir",
+                  (dir.path() / "data").string()},
+                 dir.path() / "bad_addr.log");
+  const auto deadline2 = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline2 && bad_addr.log().find("--metrics-listen") == std::string::npos) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_NE(bad_addr.log().find("--metrics-listen not-an-address"), std::string::npos)
+      << bad_addr.log();
+  EXPECT_EQ(WEXITSTATUS(bad_addr.Stop()), 2);
+}
+
+TEST(MetricsDaemon, PortInUseServesWithoutMetrics) {
+  TempDir dir;
+  // Hold a port, then ask worlddb for it.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  Child c;
+  c.Spawn({kServerBinary, "--port", "0", "--metrics-port", std::to_string(ntohs(a.sin_port)),
+           "--data-dir", (dir.path() / "data").string(), "--durability", "none"},
+          dir.path() / "busy.log");
+  EXPECT_FALSE(c.WaitFor("listening on ").empty());
+  EXPECT_NE(c.log().find("error serving without metrics: cannot listen for metrics"),
+            std::string::npos)
+      << c.log();
+  EXPECT_EQ(c.Stop(), 0);
+  ::close(fd);
 }
 
 // Writes stopped: the data directory on a 1 MiB tmpfs in a mount namespace
