@@ -25,7 +25,7 @@ Result<std::unique_ptr<HttpListener>> HttpListener::Start(const std::string& lis
   // A scraper that stalls must not hold a pool thread for long.
   s.set_read_timeout(5, 0);
   s.set_write_timeout(5, 0);
-  s.set_keep_alive_timeout(5);
+  s.set_keep_alive_timeout(kHttpKeepAliveSeconds);
   const HttpRoutes* r = &l->routes_;
   s.Get("/metrics", [r](const httplib::Request&, httplib::Response& res) {
     res.set_content(r->metrics ? r->metrics() : std::string(),

@@ -30,8 +30,11 @@ class Server;
 namespace worlddb::net {
 
 inline constexpr uint16_t kDefaultMetricsPort = 7879;
-// A scrape every few seconds and a probe or two need no more.
-inline constexpr int kHttpThreads = 2;
+// httplib gives a keep-alive connection a pool thread until it has been idle
+// for the keep-alive timeout (kHttpKeepAliveSeconds): Prometheus (or two)
+// and health probes fit in four.
+inline constexpr int kHttpThreads = 4;
+inline constexpr int kHttpKeepAliveSeconds = 2;
 
 struct HttpRoutes {
   std::function<std::string()> metrics;  // the /metrics page
