@@ -323,6 +323,21 @@ class Child {
     ADD_FAILURE() << "no `" << marker << "` within " << seconds << " s:\n" << ReadFile(log_);
     return "";
   }
+  // Waits for the process to exit by itself (then Stop()s it). Returns its
+  // wait status, or -1 when it had to be stopped.
+  int Wait(double seconds = 15) {
+    const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
+    int status = 0;
+    while (pid_ > 0 && Clock::now() < deadline) {
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return status;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    Stop();
+    return -1;
+  }
   int Stop(double seconds = 15) {
     if (pid_ <= 0) return -1;
     ::kill(pid_, SIGTERM);
@@ -534,12 +549,9 @@ TEST(MetricsDaemon, OffWithMinusOneAndBadPortRefused) {
       {kServerBinary, "--metrics-port", "70000", "--data-dir", (dir.path() / "data").string()},
       dir.path() / "bad.log");
   // Exits 2 naming the flag.
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (Clock::now() < deadline && bad.log().find("--metrics-port") == std::string::npos) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const int bad_status = bad.Wait();
+  EXPECT_TRUE(WIFEXITED(bad_status) && WEXITSTATUS(bad_status) == 2) << bad_status;
   EXPECT_NE(bad.log().find("--metrics-port"), std::string::npos) << bad.log();
-  EXPECT_EQ(WEXITSTATUS(bad.Stop()), 2);
 
   // A malformed address is refused the same way; a port in use is not
   // (PortInUseServesWithoutMetrics, below).
@@ -547,13 +559,10 @@ TEST(MetricsDaemon, OffWithMinusOneAndBadPortRefused) {
   bad_addr.Spawn({kServerBinary, "--metrics-listen", "not-an-address", "--data-dir",
                   (dir.path() / "data").string()},
                  dir.path() / "bad_addr.log");
-  const auto deadline2 = Clock::now() + std::chrono::seconds(10);
-  while (Clock::now() < deadline2 && bad_addr.log().find("--metrics-listen") == std::string::npos) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const int bad_addr_status = bad_addr.Wait();
+  EXPECT_TRUE(WIFEXITED(bad_addr_status) && WEXITSTATUS(bad_addr_status) == 2) << bad_addr_status;
   EXPECT_NE(bad_addr.log().find("--metrics-listen not-an-address"), std::string::npos)
       << bad_addr.log();
-  EXPECT_EQ(WEXITSTATUS(bad_addr.Stop()), 2);
 }
 
 TEST(MetricsDaemon, PortInUseServesWithoutMetrics) {
