@@ -809,6 +809,25 @@ Result<ServerStats> Client::Stats() {
                     out.snapshot_time_us = st->snapshot_time_us();
                     out.snapshot_bytes = st->snapshot_bytes();
                     if (st->snapshot_error()) out.snapshot_error = st->snapshot_error()->str();
+                    if (st->requests()) {
+                      for (const fb::RequestTypeStats* t : *st->requests()) {
+                        ServerStats::RequestType rt;
+                        if (t->type()) rt.type = t->type()->str();
+                        rt.requests = t->requests();
+                        rt.errors = t->errors();
+                        if (t->latency_bounds_ns())
+                          rt.latency_bounds_ns.assign(t->latency_bounds_ns()->begin(),
+                                                      t->latency_bounds_ns()->end());
+                        if (t->latency_counts())
+                          rt.latency_counts.assign(t->latency_counts()->begin(),
+                                                   t->latency_counts()->end());
+                        if (rt.latency_counts.size() != rt.latency_bounds_ns.size() + 1) {
+                          return Status::Corruption("stats: request type " + rt.type +
+                                                    ": latency counts do not match the bounds");
+                        }
+                        out.requests.push_back(std::move(rt));
+                      }
+                    }
                     return Status::Ok();
                   });
   if (!s.ok()) return s;

@@ -103,6 +103,13 @@ struct ServerStats {
   uint64_t log_last_lsn = 0, log_durable_lsn = 0, log_bytes = 0;
   uint64_t snapshot_lsn = 0, snapshot_time_us = 0, snapshot_bytes = 0;  // 0: none yet
   std::string snapshot_error;
+  // Per request type since start (types never asked for are absent).
+  struct RequestType {
+    std::string type;
+    uint64_t requests = 0, errors = 0;
+    std::vector<uint64_t> latency_bounds_ns, latency_counts;  // counts: bounds + 1 (overflow)
+  };
+  std::vector<RequestType> requests;
 };
 
 struct SnapshotInfo {

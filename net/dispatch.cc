@@ -469,6 +469,18 @@ void Dispatcher::Inline(const fb::Request& req, Session* session,
           options_.durability_state ? options_.durability_state() : DurabilityState{};
       auto durability = fbb->CreateString(d.durability);
       auto snapshot_error = d.snapshot_error.empty() ? 0 : fbb->CreateString(d.snapshot_error);
+      std::vector<fbs::Offset<fb::RequestTypeStats>> per_type;
+      if (const RequestMetrics* m = options_.request_metrics) {
+        for (size_t t = 0; t < kRequestTypes; ++t) {
+          const auto type = static_cast<RequestType>(t);
+          if (m->requests(type) == 0) continue;
+          const HistogramSnapshot h = m->latency(type);
+          per_type.push_back(fb::CreateRequestTypeStats(
+              *fbb, fbb->CreateString(RequestTypeName(type)), m->requests(type), m->errors(type),
+              fbb->CreateVector(h.bounds), fbb->CreateVector(h.counts)));
+        }
+      }
+      auto requests = per_type.empty() ? 0 : fbb->CreateVector(per_type);
       const auto uptime = std::chrono::steady_clock::now() - started_;
       fb::StatsReplyBuilder b(*fbb);
       b.add_entities(st.entities);
@@ -493,6 +505,7 @@ void Dispatcher::Inline(const fb::Request& req, Session* session,
       b.add_snapshot_time_us(d.snapshot_time_us);
       b.add_snapshot_bytes(d.snapshot_bytes);
       if (!d.snapshot_error.empty()) b.add_snapshot_error(snapshot_error);
+      if (!per_type.empty()) b.add_requests(requests);
       Finish(id, fb::ResponseBody_StatsReply, b.Finish().Union(), fbb);
       return;
     }

@@ -33,6 +33,7 @@
 #include "net/auth.h"
 #include "net/net_constants.h"
 #include "net/protocol_generated.h"
+#include "net/request_metrics.h"
 
 namespace worlddb::net {
 
@@ -66,6 +67,8 @@ struct DispatchOptions {
   std::function<uint64_t()> connections;
   // The log and snapshots, for stats. Absent: zero / empty.
   std::function<DurabilityState()> durability_state;
+  // Request counts and latencies per type, for stats. Null: none. Not owned.
+  const RequestMetrics* request_metrics = nullptr;
 };
 
 // Per-connection protocol state.

@@ -152,6 +152,7 @@ Server::Server(Engine* engine, ServerOptions options)
   d.snapshot = options_.snapshot;
   d.writable = options_.writable;
   d.durability_state = options_.durability_state;
+  d.request_metrics = options_.metrics;
   d.connections = [this] { return static_cast<uint64_t>(connections()); };
   dispatcher_ = std::make_unique<Dispatcher>(engine_, std::move(d));
 }

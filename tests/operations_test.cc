@@ -571,11 +571,15 @@ TEST_F(RunbookTest, UpgradeKeepsEverything) {
   ASSERT_EQ(r.code, 0) << r.out;
   r = Ctl("snapshot");
   ASSERT_EQ(r.code, 0) << r.out;
-  r = Ctl("stats");
+  r = Ctl("stats --interval 0");  // p99 since start
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("entities        3000"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("writable        yes"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("snapshot        LSN 2,"), std::string::npos) << r.out;
+  // Per request type: the load's writes, with a p99 in milliseconds.
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\nwrite +- +1 +0 +[0-9.]+ ms\n)"))) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\nsnapshot +- +1 +0 +[0-9.]+ ms\n)")))
+      << r.out;
   ASSERT_EQ(d_.Stop(), 0) << d_.log();
   EXPECT_NE(d_.log().find("log flushed; exiting"), std::string::npos) << d_.log();
 
@@ -586,6 +590,7 @@ TEST_F(RunbookTest, UpgradeKeepsEverything) {
   EXPECT_NE(r.out.find("\"entities\":3000,"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"writable\":true"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"snapshot\":{\"lsn\":2,"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("{\"type\":\"stats\",\"requests\":"), std::string::npos) << r.out;
   r = Ctl("get 1234 --kind unit --columns hp");
   EXPECT_NE(r.out.find("1234  unit  234  1"), std::string::npos) << r.out;
 }

@@ -13,6 +13,7 @@
 // applied (each batch is atomic, the load is not).
 #include "tools/worldctl.h"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -646,10 +647,40 @@ std::string Fixed1(double v) {
   return buf;
 }
 
+// The q-quantile of a latency histogram (bucket counts, the last above every
+// bound), interpolated linearly inside its bucket as Prometheus's
+// histogram_quantile does; NaN when empty, +inf when it falls past the last
+// bound.
+double QuantileNs(const std::vector<uint64_t>& bounds, const std::vector<uint64_t>& counts,
+                  double q) {
+  uint64_t total = 0;
+  for (uint64_t c : counts) total += c;
+  if (total == 0 || counts.size() != bounds.size() + 1) return NAN;
+  const double rank = q * static_cast<double>(total);
+  double seen = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    const double next = seen + static_cast<double>(counts[i]);
+    if (next >= rank && counts[i] > 0) {
+      if (i == bounds.size()) return INFINITY;
+      const double lo = i == 0 ? 0 : static_cast<double>(bounds[i - 1]);
+      const double hi = static_cast<double>(bounds[i]);
+      return lo + (hi - lo) * (rank - seen) / static_cast<double>(counts[i]);
+    }
+    seen = next;
+  }
+  return INFINITY;
+}
+
+std::string Millis(double ns) {
+  if (std::isnan(ns)) return "-";
+  if (std::isinf(ns)) return "> 10 s";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, ns < 1e7 ? "%.3f ms" : "%.1f ms", ns / 1e6);
+  return buf;
+}
+
 // Live figures at a glance: two samples `interval_s` apart give the rates
-// (0: one sample, no rates). The server exposes counters, not latencies:
-// p99 per request type is worlddb_request_duration_seconds on the metrics
-// endpoint (docs/operations.md "SLOs").
+// and the p99 over the interval (0: one sample, no rates, p99 since start).
 Outcome CmdStats(Session& s, bool json, double interval_s) {
   auto first = s.client->Stats();
   if (!first.ok()) return s.Fail(first.status());
@@ -671,6 +702,33 @@ Outcome CmdStats(Session& s, bool json, double interval_s) {
   const double writes_s = rate(a.batches_applied, v.batches_applied);
   const double ops_s = rate(a.operations_applied, v.operations_applied);
   const double log_s = rate(a.log_bytes, v.log_bytes);
+  // Per request type: rate and p99 over the interval (since start without one).
+  struct TypeFigures {
+    std::string type;
+    uint64_t requests = 0, errors = 0;
+    double per_s = 0, p99_ns = NAN;
+  };
+  std::vector<TypeFigures> types;
+  for (const auto& t : v.requests) {
+    TypeFigures f{t.type, t.requests, t.errors};
+    std::vector<uint64_t> counts = t.latency_counts;
+    bool seen_before = false;
+    for (const auto& before : a.requests) {
+      if (before.type != t.type || dt == 0) continue;
+      seen_before = true;
+      f.per_s = rate(before.requests, t.requests);
+      if (before.latency_counts.size() == counts.size()) {
+        for (size_t i = 0; i < counts.size(); ++i) {
+          const uint64_t b = before.latency_counts[i];
+          counts[i] = counts[i] >= b ? counts[i] - b : 0;
+        }
+      }
+    }
+    // A type first asked for during the interval: all of it is new.
+    if (dt > 0 && !seen_before) f.per_s = static_cast<double>(t.requests) / dt;
+    f.p99_ns = QuantileNs(t.latency_bounds_ns, counts, 0.99);
+    types.push_back(f);
+  }
   const double per_entity =
       v.entities ? static_cast<double>(v.memory_bytes) / static_cast<double>(v.entities) : 0;
   const bool has_log = v.durability != "none" && !v.durability.empty();
@@ -709,7 +767,15 @@ Outcome CmdStats(Session& s, bool json, double interval_s) {
                                ",\"age_s\":" + JsonNum(snapshot_age_s) +
                                ",\"bytes\":" + std::to_string(v.snapshot_bytes) + "}"
                          : std::string("null")) +
-           ",\"snapshot_error\":" + JsonString(v.snapshot_error) + "}";
+           ",\"snapshot_error\":" + JsonString(v.snapshot_error) + ",\"requests\":[";
+    for (size_t i = 0; i < types.size(); ++i) {
+      const TypeFigures& f = types[i];
+      out += std::string(i ? "," : "") + "{\"type\":" + JsonString(f.type) +
+             ",\"requests\":" + std::to_string(f.requests) +
+             ",\"errors\":" + std::to_string(f.errors) + ",\"per_s\":" + JsonNum(f.per_s) +
+             ",\"p99_s\":" + JsonNum(f.p99_ns / 1e9) + "}";
+    }
+    out += "]}";
     std::cout << out << "\n";
     return std::nullopt;
   }
@@ -724,8 +790,6 @@ Outcome CmdStats(Session& s, bool json, double interval_s) {
       {"queries/s", TextCell(dt > 0 ? Fixed1(queries_s) : "-")},
       {"writes/s",
        TextCell(dt > 0 ? Fixed1(writes_s) + " batches, " + Fixed1(ops_s) + " operations" : "-")},
-      {"p99",
-       TextCell("per request type on the metrics endpoint (worlddb_request_duration_seconds)")},
       {"log", TextCell(has_log ? v.durability + ", LSN " + std::to_string(v.log_last_lsn) +
                                      " (durable " + std::to_string(v.log_durable_lsn) + "), " +
                                      HumanBytes(static_cast<double>(v.log_bytes)) +
@@ -741,6 +805,16 @@ Outcome CmdStats(Session& s, bool json, double interval_s) {
   PrintKeyValues(kv, false);
   if (dt == 0) std::cout << "(rates need two samples: --interval SECONDS)\n";
   std::cout << "\n";
+  if (!types.empty()) {
+    Table r(
+        {"request", "per s", "total", "errors", dt > 0 ? "p99 (interval)" : "p99 (since start)"});
+    for (const TypeFigures& f : types) {
+      r.Add({TextCell(f.type), TextCell(dt > 0 ? Fixed1(f.per_s) : "-"), IntCell(f.requests),
+             IntCell(f.errors), TextCell(Millis(f.p99_ns))});
+    }
+    r.PrintText(std::cout);
+    std::cout << "\n";
+  }
   Table t({"kind", "entities", "share"});
   for (const auto& [kind, n] : v.per_kind) {
     t.Add({TextCell(kind), IntCell(n),
