@@ -25,6 +25,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -520,6 +521,49 @@ TEST(MetricsDaemon, CountsWhatTheClientSent) {
   EXPECT_GT(Value(after, "worlddb_snapshot_duration_seconds"), 0);
   EXPECT_EQ(Value(after, "worlddb_snapshot_failing"), 0);
   EXPECT_EQ(Value(after, "worlddb_requests_total{type=\"snapshot\"}"), 1);
+
+  // Every family on the page is in docs/operations.md's reference, and every
+  // worlddb_* name the docs, the alert rules and the dashboard use is on the
+  // page (worlddb_writes_stopped_info only appears while writes are refused:
+  // ReadyzFailsWhenTheDiskIsFull sees it).
+  {
+    const std::string page_text = HttpGet(d.metrics_port, "/metrics");
+    std::set<std::string> families;
+    static const std::regex kType(R"(# TYPE (\S+) )");
+    for (auto it = std::sregex_iterator(page_text.begin(), page_text.end(), kType);
+         it != std::sregex_iterator(); ++it) {
+      families.insert((*it)[1].str());
+    }
+    families.insert("worlddb_writes_stopped_info");
+    const std::string ops = ReadFile(kSourceDir / "docs/operations.md");
+    const size_t ref = ops.find("### Metric reference");
+    ASSERT_NE(ref, std::string::npos);
+    const std::string reference = ops.substr(ref, ops.find("\n## ", ref) - ref);
+    for (const std::string& f : families) {
+      EXPECT_NE(reference.find("`" + f + "`"), std::string::npos)
+          << f << " is not in docs/operations.md's metric reference";
+    }
+    static const std::regex kName(R"(worlddb_[a-z_]+)");
+    for (const char* file : {"docs/operations.md", "tools/deploy/worlddb-alerts.yml",
+                             "tools/deploy/worlddb-grafana-dashboard.json"}) {
+      const std::string text = ReadFile(kSourceDir / file);
+      ASSERT_FALSE(text.empty()) << file;
+      for (auto it = std::sregex_iterator(text.begin(), text.end(), kName);
+           it != std::sregex_iterator(); ++it) {
+        std::string name = (*it)[0].str();
+        for (const std::string suffix : {"_bucket", "_sum", "_count"}) {
+          if (!families.count(name) && name.size() > suffix.size() &&
+              name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+            name.resize(name.size() - suffix.size());
+          }
+        }
+        // Not metrics: file and binary names (net/worlddb_main.cc, worlddb_demo).
+        const size_t end = static_cast<size_t>(it->position(0) + it->length(0));
+        if ((end < text.size() && text[end] == '.') || name == "worlddb_demo") continue;
+        EXPECT_TRUE(families.count(name)) << file << " names " << (*it)[0] << ", not on the page";
+      }
+    }
+  }
 
   // The slow-query log: the ordered query over every player took more than
   // 1 ms and was logged with its parameters.
