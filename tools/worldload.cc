@@ -141,6 +141,7 @@ struct WorldLoad::Impl {
   uint64_t interval_moves = 0, interval_queries = 0, interval_zone_ticks = 0;
   Status fatal;
   uint64_t check_ns = 0;  // time spent in Check()
+  std::vector<pollfd> fds;
 
   explicit Impl(WorldLoadOptions options) : o(std::move(options)) {}
 
@@ -214,8 +215,7 @@ struct WorldLoad::Impl {
   // Waits for I/O (at most until `deadline`), delivers replies, and prints
   // the progress line when a second has passed.
   Status WaitIo(Clock::time_point deadline) {
-    std::vector<pollfd> fds;
-    fds.reserve(zones.size());
+    fds.clear();  // a member: this runs once per query at fixed rate
     bool any = false;
     for (Zone& z : zones) {
       short ev = 0;
