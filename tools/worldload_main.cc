@@ -70,7 +70,8 @@ Status Plot(const WorldLoadReport& r, const std::string& file) {
        << "' using 1:($7>0?$7:1/0) with lines lw 2 title 'move batch p99'\n"
        << "unset multiplot\n";
   }
-  const std::string cmd = "gnuplot '" + (dir / "plot.gp").string() + "' 2>&1";
+  const std::string cmd =
+      "gnuplot '" + (dir / "plot.gp").string() + "' 1>&2";  // stdout may carry --json -
   const int rc = std::system(cmd.c_str());
   std::error_code ec;
   fs::remove_all(dir, ec);
