@@ -99,13 +99,23 @@ stop_server() {
   wait "$server_pid" 2>/dev/null || true
 }
 
-# run NAME TARGET worldload-flags...: one worldload run, its JSON in $work/NAME.json
+# CPU seconds (user + system) the server has used so far.
+server_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$server_pid/stat"
+}
+
+# run NAME TARGET worldload-flags...: one worldload run, its JSON in
+# $work/NAME.json and the server's CPU share over the run (load included) in
+# $work/NAME.cpu.
 run() {
-  local name=$1 target=$2
+  local name=$1 target=$2 cpu0 t0
   shift 2
   echo "--- $name: worldload --target $target $* ${extra[*]}" >&2
+  cpu0=$(server_cpu) t0=$(date +%s.%N)
   "$worldload" --target "$target" --flush -q --json "$work/$name.json" "$@" "${extra[@]}" \
     | sed 's/^/    /' >&2 || echo "    (worldload exited $?: errors or mismatches, see above)" >&2
+  echo "$(server_cpu) $cpu0 $(date +%s.%N) $t0" | awk '{ printf "%.3f\n", ($1 - $2) / ($3 - $4) }' \
+    >"$work/$name.cpu"
 }
 
 echo "compare-redis: $runs run(s), max-throughput ${duration}s, fixed-rate ${fixed_duration}s; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -128,7 +138,11 @@ import json, os, statistics, sys
 work, runs = sys.argv[1], int(sys.argv[2])
 def load(run, sysname, cfg):
     p = os.path.join(work, f"{run}.{sysname}.{cfg}.json")
-    return json.load(open(p)) if os.path.exists(p) else None
+    if not os.path.exists(p): return None
+    r = json.load(open(p))
+    c = os.path.join(work, f"{run}.{sysname}.{cfg}.cpu")
+    r["server_cpu_pct"] = 100 * float(open(c).read()) if os.path.exists(c) else None
+    return r
 # (label, config, getter, higher_is_better)
 figures = [
     ("moves/s, max throughput, no persistence", "none", lambda r: r["moves"]["items_per_s"], True),
@@ -143,6 +157,7 @@ figures = [
     ("fixed rate: AOI p50 ms (from schedule)", "fixed", lambda r: r["aoi"]["latency_ms"]["p50"], False),
     ("fixed rate: AOI p99 ms (from schedule)", "fixed", lambda r: r["aoi"]["latency_ms"]["p99"], False),
     ("fixed rate: AOI max ms", "fixed", lambda r: r["aoi"]["latency_ms"]["max"], False),
+    ("server CPU % of one core, max throughput run (load included)", "none", lambda r: r["server_cpu_pct"], None),
     ("errors + mismatches (all runs)", None, None, False),
 ]
 def fmt(v):
@@ -181,7 +196,7 @@ for label, cfg, get, higher in figures:
         wa = get(a) if a else None
         rb = get(b) if b else None
         w.append(wa); r.append(rb)
-        if wa is not None and rb is not None:
+        if wa is not None and rb is not None and higher is not None:
             if higher and rb > 0: ratio.append(wa / rb)
             if not higher and wa > 0: ratio.append(rb / wa)
     if not ratio:
