@@ -18,6 +18,7 @@
 #                               [--build DIR] [-- extra worldload flags...]
 #   e.g. bench/compare-redis.sh --runs 3
 #        bench/compare-redis.sh --duration 5 -- -n 100000 -p 1000      # quick look
+# WORLDDB_FLAGS adds daemon flags (e.g. WORLDDB_FLAGS="--shards 1").
 # Needs: a build with net/worlddb and tools/worldload (default ./build), python3,
 # redis-server (installed from Debian here if missing).
 set -euo pipefail
@@ -64,6 +65,8 @@ free_port() {
 start_worlddb() {
   local dir=$work/worlddb.$RANDOM
   mkdir -p "$dir"
+  # WORLDDB_FLAGS: extra daemon flags, split on spaces (e.g. "--shards 1").
+  # shellcheck disable=SC2086
   "$worlddb" --listen 127.0.0.1 --port 0 --data-dir "$dir/data" --durability "$1" \
     ${WORLDDB_FLAGS:-} >"$dir/log" 2>&1 &
   server_pid=$!
