@@ -535,7 +535,20 @@ TEST_F(NetIntegration, ClientThatStopsReadingIsDisconnectedOthersUnaffected) {
   auto other = Connect(server_.port());
   ASSERT_TRUE(other);
   EXPECT_TRUE(other->Count(Query::InRect({0, 0, 1000, 1000})).ok());
-  // The stalled connection was closed before all 200 answers (112 MB) were sent.
+  // The stalled connection was closed before all 200 answers (112 MB) were
+  // sent. Wait for the server to drop it before reading anything: reading
+  // early drains the output the server is measured against, and on a loaded
+  // machine the reader can keep up with the server (a flaky failure).
+  const auto drop_deadline = Clock::now() + std::chrono::seconds(30);
+  uint64_t open = 0;
+  while (Clock::now() < drop_deadline) {
+    auto stats = c->Stats();
+    ASSERT_TRUE(stats.ok());
+    open = stats.value().connections;
+    if (open <= 2) break;  // c and other
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(open, 2u) << "the stalled connection was not dropped";
   bool closed = false;
   const size_t received = ReadUntilClosed(fd, 30, &closed);
   EXPECT_TRUE(closed);
