@@ -297,7 +297,7 @@ TEST_F(CapacityTest, DescriptionFileFlagsAndErrors) {
   EXPECT_NE(r.out.find("\"shards\":1,"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"kind\":\"npc\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"moves_per_s\":2000000.0"), std::string::npos) << r.out;
-  // The file is valid TOML (python's tomllib agrees with our subset).
+  // The file is valid TOML (python's tomllib reads it too).
   if (Sh("python3 -c 'import tomllib'").code == 0) {
     CmdResult t =
         Sh("python3 -c 'import sys, tomllib; d = tomllib.load(open(sys.argv[1], "
@@ -329,7 +329,13 @@ TEST_F(CapacityTest, DescriptionFileFlagsAndErrors) {
       {"[[kind]]\nentities = 1\n", "without a name"},
       {"[world]\n", "only [[kind]]"},
       {"shards = 'two'\n", "shards must be a number"},
-      {"[[kind]]\nname = 'a'\nentities = 1\ncolumns = [\"x:i32\"\n", "must end on its line"},
+      {"[[kind]]\nname = 'a'\nentities = 1\ncolumns = [\"x:i32\"\n",
+       "line 4: Error while parsing array"},
+      {"shards = 1.5\n", "line 1: shards must be a whole number"},
+      {"[[kind]]\nname = 'a'\nentities = -3\n", "line 3: entities must be >= 0"},
+      {"[[kind]]\nname = 'a'\nentities = 1\ncolumns = [1]\n", "line 4: columns must be an array"},
+      {"kind = 3\n", "line 1: kind must be [[kind]] tables"},
+      {"shards = 2\nshards = 3\n", "line 2:"},  // TOML refuses a key given twice
   };
   for (const auto& [text, want] : bad_files) {
     std::ofstream(file) << text;

@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev                        # boost::geometry R-tree, benchmark baseline only
   libcli11-dev                        # command-line flags (and config files) of the tools
+  libtomlplusplus-dev                 # TOML world descriptions (worldctl capacity --file)
   libspdlog-dev                       # the server's log lines
   libcpp-httplib-dev                  # the metrics/health HTTP listener
   libhiredis-dev redis-server         # worldload's Redis GEO target and its comparison

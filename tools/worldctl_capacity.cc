@@ -11,8 +11,9 @@
 //
 // --kind 'NAME ENTITIES MOVES_PER_ENTITY_PER_S [COLUMN:TYPE[:MAX_LENGTH]]...'
 //
-// The file is TOML (a subset: top-level keys, then one [[kind]] table per
-// kind; numbers, strings, one-line arrays of strings; # comments):
+// The file is TOML, read with toml++ (Debian's libtomlplusplus: a maintained
+// parser rather than one of ours): top-level keys, then one [[kind]] table
+// per kind:
 //
 //   shards = 2            # engine shards (default 1)
 //   string_bytes = 24     # assumed average string length (default 16)
@@ -26,6 +27,8 @@
 //   columns = ["hp:i32", "name:string:32", "alive:bool"]
 //
 // Output: one row per kind and a total (aligned table), or --json.
+#include <toml++/toml.h>
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -137,132 +140,70 @@ Result<wal::KindLoad> KindFlag(const std::string& text) {
   return k;
 }
 
-// ---- The description file: a TOML subset ----
+// ---- The description file (TOML, read by toml++) ----
 
-// One value: a number (text), a string, or an array of strings.
-struct TomlValue {
-  enum Type { kNumber, kString, kArray } type = kNumber;
-  std::string text;
-  std::vector<std::string> items;
-};
-
+// Walks a parsed description; every error names the file, the line and the
+// key. Numbers may be TOML integers or floats where a count is whole.
 class DescriptionReader {
  public:
   DescriptionReader(std::string origin, wal::WorldLoad* out, std::map<std::string, bool>* set)
       : origin_(std::move(origin)), out_(out), set_(set) {}
 
-  Status Read(std::istream& in) {
-    std::string line;
-    while (std::getline(in, line)) {
-      ++line_no_;
-      const std::string code = StripComment(line);
-      std::string_view s = Trim(code);
-      if (s.empty()) continue;
-      if (s == "[[kind]]") {
-        WORLDDB_RETURN_IF_ERROR(EndKind());
-        out_->kinds.emplace_back();
-        in_kind_ = true;
-        kind_keys_.clear();
+  Status Read(const std::string& path) {
+    toml::table root;
+    try {
+      root = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+      line_ = static_cast<int>(e.source().begin.line);
+      return Err(std::string(e.description()));
+    }
+    for (auto&& [key, node] : root) {
+      Locate(node);
+      const std::string k(key.str());
+      if (k == "kind") {
+        const toml::array* kinds = node.as_array();
+        if (!kinds || !kinds->is_array_of_tables()) {
+          return Err("kind must be [[kind]] tables");
+        }
+        for (const toml::node& t : *kinds) WORLDDB_RETURN_IF_ERROR(Kind(*t.as_table()));
         continue;
       }
-      if (s.front() == '[') return Err("only [[kind]] tables are known, not " + std::string(s));
-      const size_t eq = s.find('=');
-      if (eq == std::string_view::npos) return Err("expected KEY = VALUE");
-      const std::string key(Trim(s.substr(0, eq)));
-      TomlValue v;
-      WORLDDB_RETURN_IF_ERROR(ParseValue(Trim(s.substr(eq + 1)), &v));
-      WORLDDB_RETURN_IF_ERROR(in_kind_ ? KindKey(key, v) : TopKey(key, v));
+      if (node.is_table()) return Err("only [[kind]] tables are known, not [" + k + "]");
+      WORLDDB_RETURN_IF_ERROR(TopKey(k, node));
     }
-    return EndKind();
+    return Status::Ok();
   }
 
  private:
+  void Locate(const toml::node& n) { line_ = static_cast<int>(n.source().begin.line); }
   Status Err(const std::string& what) const {
-    return Status::InvalidArgument(origin_ + " line " + std::to_string(line_no_) + ": " + what);
+    return Status::InvalidArgument(origin_ + " line " + std::to_string(line_) + ": " + what);
   }
-  static std::string_view Trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-      s.remove_suffix(1);
-    return s;
-  }
-  // Cuts a '#' comment that is not inside a string.
-  static std::string StripComment(const std::string& line) {
-    char quote = 0;
-    for (size_t i = 0; i < line.size(); ++i) {
-      const char c = line[i];
-      if (quote) {
-        if (c == quote) quote = 0;
-      } else if (c == '"' || c == '\'') {
-        quote = c;
-      } else if (c == '#') {
-        return line.substr(0, i);
-      }
+  Result<double> Num(const std::string& key, const toml::node& v) const {
+    if (auto i = v.as_integer()) {
+      if (i->get() < 0) return Err(key + " must be >= 0");
+      return static_cast<double>(i->get());
     }
-    return line;
-  }
-  // A "..." or '...' string without escapes at the start of s; advances s.
-  Status ParseString(std::string_view* s, std::string* out) const {
-    const char q = s->front();
-    const size_t end = s->find(q, 1);
-    if (end == std::string_view::npos) return Err("unterminated string");
-    *out = std::string(s->substr(1, end - 1));
-    if (q == '"' && out->find('\\') != std::string::npos) {
-      return Err("escapes in strings are not supported here");
+    if (auto f = v.as_floating_point()) {
+      if (!std::isfinite(f->get()) || f->get() < 0) return Err(key + " must be a number >= 0");
+      return f->get();
     }
-    s->remove_prefix(end + 1);
-    return Status::Ok();
-  }
-  Status ParseValue(std::string_view s, TomlValue* v) const {
-    if (s.empty()) return Err("missing value");
-    if (s.front() == '"' || s.front() == '\'') {
-      v->type = TomlValue::kString;
-      WORLDDB_RETURN_IF_ERROR(ParseString(&s, &v->text));
-      if (!Trim(s).empty()) return Err("text after the string");
-      return Status::Ok();
-    }
-    if (s.front() == '[') {
-      v->type = TomlValue::kArray;
-      s.remove_prefix(1);
-      for (;;) {
-        s = Trim(s);
-        if (s.empty()) return Err("an array must end on its line with ]");
-        if (s.front() == ']') {
-          s.remove_prefix(1);
-          break;
-        }
-        if (s.front() != '"' && s.front() != '\'') return Err("arrays hold strings here");
-        std::string item;
-        WORLDDB_RETURN_IF_ERROR(ParseString(&s, &item));
-        v->items.push_back(std::move(item));
-        s = Trim(s);
-        if (!s.empty() && s.front() == ',') s.remove_prefix(1);
-      }
-      if (!Trim(s).empty()) return Err("text after the array");
-      return Status::Ok();
-    }
-    v->type = TomlValue::kNumber;
-    for (char c : s)
-      if (c != '_') v->text += c;  // TOML allows 1_000_000
-    return Status::Ok();
-  }
-  Status NeedNumber(const std::string& key, const TomlValue& v) const {
-    return v.type == TomlValue::kNumber ? Status::Ok() : Err(key + " must be a number");
+    return Err(key + " must be a number");
   }
   template <class T>
-  Status Whole(const std::string& key, const TomlValue& v, T* out, uint64_t min, uint64_t max) {
-    WORLDDB_RETURN_IF_ERROR(NeedNumber(key, v));
-    auto n = Count(key, v.text);
-    if (!n.ok()) return Err(n.status().message());
-    if (n.value() < min || n.value() > max) {
-      return Err(key + " " + v.text + ": must be " + std::to_string(min) + ".." +
+  Status Whole(const std::string& key, const toml::node& v, T* out, uint64_t min, uint64_t max) {
+    auto n = Num(key, v);
+    if (!n.ok()) return n.status();
+    const double d = n.value();
+    if (d != std::floor(d) || d < double(min) || d > double(max)) {
+      return Err(key + " must be a whole number in " + std::to_string(min) + ".." +
                  std::to_string(max));
     }
-    *out = static_cast<T>(n.value());
+    *out = static_cast<T>(d);
     (*set_)[key] = true;
     return Status::Ok();
   }
-  Status TopKey(const std::string& key, const TomlValue& v) {
+  Status TopKey(const std::string& key, const toml::node& v) {
     if (key == "shards") return Whole(key, v, &out_->shards, 1, 256);
     if (key == "string_bytes") return Whole(key, v, &out_->avg_string_bytes, 0, kMaxStringLength);
     if (key == "move_batch") return Whole(key, v, &out_->move_batch, 1, 10000000);
@@ -270,43 +211,40 @@ class DescriptionReader {
     return Err("unknown key '" + key +
                "' (shards, string_bytes, move_batch, load_batch, [[kind]])");
   }
-  Status KindKey(const std::string& key, const TomlValue& v) {
-    if (!kind_keys_.insert(key).second) return Err("key '" + key + "' twice in one [[kind]]");
-    wal::KindLoad& k = out_->kinds.back();
-    if (key == "name") {
-      if (v.type != TomlValue::kString) return Err("name must be a string");
-      k.def.name = v.text;
-      return Status::Ok();
-    }
-    if (key == "entities") {
-      WORLDDB_RETURN_IF_ERROR(NeedNumber(key, v));
-      auto n = Count(key, v.text);
-      if (!n.ok()) return Err(n.status().message());
-      k.entities = n.value();
-      return Status::Ok();
-    }
-    if (key == "moves_per_s") {
-      WORLDDB_RETURN_IF_ERROR(NeedNumber(key, v));
-      auto n = Number(key, v.text);
-      if (!n.ok()) return Err(n.status().message());
-      k.moves_per_entity_per_s = n.value();
-      return Status::Ok();
-    }
-    if (key == "columns") {
-      if (v.type != TomlValue::kArray) return Err("columns must be an array of \"NAME:TYPE\"");
-      for (const std::string& spec : v.items) {
-        auto c = ColumnSpec(spec);
-        if (!c.ok()) return Err(c.status().message());
-        k.def.columns.push_back(c.value());
+  Status Kind(const toml::table& t) {
+    Locate(t);
+    wal::KindLoad& k = out_->kinds.emplace_back();
+    if (!t.contains("name")) return Err("a [[kind]] without a name");
+    for (auto&& [key, v] : t) {
+      Locate(v);
+      const std::string name(key.str());
+      if (name == "name") {
+        const auto* str = v.as_string();
+        if (!str) return Err("name must be a string");
+        k.def.name = str->get();
+      } else if (name == "entities") {
+        WORLDDB_RETURN_IF_ERROR(Whole(name, v, &k.entities, 0, uint64_t{1000000000000000}));
+      } else if (name == "moves_per_s") {
+        auto n = Num(name, v);
+        if (!n.ok()) return n.status();
+        k.moves_per_entity_per_s = n.value();
+      } else if (name == "columns") {
+        const toml::array* cols = v.as_array();
+        if (!cols) return Err("columns must be an array of \"NAME:TYPE\"");
+        for (const toml::node& c : *cols) {
+          const auto* spec = c.as_string();
+          if (!spec) return Err("columns must be an array of \"NAME:TYPE\"");
+          auto col = ColumnSpec(spec->get());
+          if (!col.ok()) return Err(col.status().message());
+          k.def.columns.push_back(col.value());
+        }
+      } else {
+        return Err("unknown key '" + name + "' in [[kind]] (name, entities, moves_per_s, columns)");
       }
-      return Status::Ok();
     }
-    return Err("unknown key '" + key + "' in [[kind]] (name, entities, moves_per_s, columns)");
-  }
-  Status EndKind() {
-    if (in_kind_ && !kind_keys_.count("name")) return Err("a [[kind]] without a name");
-    if (in_kind_ && !kind_keys_.count("entities")) {
-      return Err("kind '" + out_->kinds.back().def.name + "' has no entities");
+    if (!t.contains("entities")) {
+      Locate(t);
+      return Err("kind '" + k.def.name + "' has no entities");
     }
     return Status::Ok();
   }
@@ -314,9 +252,7 @@ class DescriptionReader {
   std::string origin_;
   wal::WorldLoad* out_;
   std::map<std::string, bool>* set_;
-  int line_no_ = 0;
-  bool in_kind_ = false;
-  std::set<std::string> kind_keys_;
+  int line_ = 0;
 };
 
 // ---- Output ----
@@ -460,9 +396,8 @@ void AddCapacityCommand(CLI::App& app, const bool* json, int* exit_code) {
     wal::WorldLoad load;
     std::map<std::string, bool> from_file;
     if (!a->file.empty()) {
-      std::ifstream in(a->file);
-      if (!in) return fail("cannot read --file " + a->file);
-      Status s = DescriptionReader(a->file, &load, &from_file).Read(in);
+      if (!std::ifstream(a->file)) return fail("cannot read --file " + a->file);
+      Status s = DescriptionReader(a->file, &load, &from_file).Read(a->file);
       if (!s.ok()) return fail(s.message());
     }
     // Flags given on the command line win over the file.
