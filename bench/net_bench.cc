@@ -113,8 +113,9 @@ struct ServerProcess {
     }
     Die("worlddb did not report its port");
   }
-  // CPU seconds (user + system) the server used so far.
-  double CpuSeconds() const {
+  // CPU seconds (user + system) the server used so far; *system gets the
+  // system part (sending replies is mostly kernel time).
+  double CpuSeconds(double* system = nullptr) const {
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
     std::string s((std::istreambuf_iterator<char>(in)), {});
     const size_t close = s.rfind(')');
@@ -125,6 +126,7 @@ struct ServerProcess {
       if (i == 14) ut = std::stod(field);
       if (i == 15) st = std::stod(field);
     }
+    if (system) *system = st / double(::sysconf(_SC_CLK_TCK));
     return (ut + st) / double(::sysconf(_SC_CLK_TCK));
   }
   ~ServerProcess() {
@@ -146,6 +148,7 @@ struct PhaseResult {
   uint64_t ops = 0;
   double seconds = 0;
   double server_cpu = 0;  // fraction of one core
+  double server_sys = 0;  // the part of server_cpu spent in the kernel
   std::vector<double> batch_ms;
 };
 
@@ -156,10 +159,10 @@ void Print(const PhaseResult& r) {
   const double cpu_us = r.server_cpu * r.seconds * 1e6 / double(r.ops);
   std::printf("%-12s conns=%zu ops=%-8" PRIu64
               " time=%.3fs rate=%10.0f ops/s  batch p50=%.2fms p99=%.2fms  server_cpu=%.0f%%"
-              " (%.2f us/op)\n",
+              " (%.2f us/op, %.0f%% system)\n",
               r.name.c_str(), r.connections, r.ops, r.seconds, double(r.ops) / r.seconds,
-              Percentile(r.batch_ms, 0.5), Percentile(r.batch_ms, 0.99), 100 * r.server_cpu,
-              cpu_us);
+              Percentile(r.batch_ms, 0.5), Percentile(r.batch_ms, 0.99), 100 * r.server_cpu, cpu_us,
+              r.server_cpu > 0 ? 100 * r.server_sys / r.server_cpu : 0.0);
   std::fflush(stdout);
 }
 
@@ -178,7 +181,8 @@ PhaseResult RunBatches(const std::string& name, std::vector<std::unique_ptr<Clie
   r.name = name;
   r.connections = C;
   r.ops = ops;
-  const double cpu0 = server.CpuSeconds();
+  double sys0 = 0;
+  const double cpu0 = server.CpuSeconds(&sys0);
   const auto t0 = Clock::now();
   size_t active = 0;
   for (size_t i = 0; i < C; ++i) {
@@ -231,7 +235,9 @@ PhaseResult RunBatches(const std::string& name, std::vector<std::unique_ptr<Clie
     }
   }
   r.seconds = Seconds(t0, Clock::now());
-  r.server_cpu = (server.CpuSeconds() - cpu0) / r.seconds;
+  double sys1 = 0;
+  r.server_cpu = (server.CpuSeconds(&sys1) - cpu0) / r.seconds;
+  r.server_sys = (sys1 - sys0) / r.seconds;
   return r;
 }
 
