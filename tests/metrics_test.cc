@@ -49,7 +49,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 const std::string kServerBinary = std::string(WORLDDB_BINARY_DIR) + "/net/worlddb";
-const fs::path kSourceDir = fs::path(__FILE__).parent_path().parent_path();
+const fs::path kSourceDir = WORLDDB_SOURCE_DIR;
 const char kPrometheus[] = "/usr/bin/prometheus";
 const char kPromtool[] = "/usr/bin/promtool";
 

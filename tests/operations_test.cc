@@ -48,9 +48,8 @@ namespace fs = std::filesystem;
 
 const std::string kWorldctl = WORLDDB_BINARY_DIR "/tools/worldctl";
 const std::string kWorlddb = WORLDDB_BINARY_DIR "/net/worlddb";
-// The checkout (CMake compiles tests by absolute path).
-const std::filesystem::path kSourceDir =
-    std::filesystem::path(__FILE__).parent_path().parent_path();
+// The checkout (tests/CMakeLists.txt).
+const std::filesystem::path kSourceDir = WORLDDB_SOURCE_DIR;
 
 struct CmdResult {
   int code = -1;
