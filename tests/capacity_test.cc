@@ -33,6 +33,7 @@
 #include "engine/batch_builder.h"
 #include "gtest/gtest.h"
 #include "net/client.h"
+#include "tests/child_process.h"
 
 namespace worlddb {
 namespace {
@@ -97,19 +98,8 @@ class CapacityTest : public testing::Test {
   void StartServer(std::vector<std::string> args) {
     const fs::path log = root_ / "server.log";
     args.insert(args.begin(), kServerBinary);
-    pid_ = ::fork();
+    pid_ = test_util::SpawnLogged(args, log);
     ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 2);
-      ::dup2(fd, 1);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
     const auto deadline = Clock::now() + std::chrono::seconds(20);
     while (Clock::now() < deadline) {
       const std::string text = ReadFile(log);

@@ -32,6 +32,7 @@
 #include "gtest/gtest.h"
 #include "net/client.h"
 #include "net/json_log_formatter.h"
+#include "tests/child_process.h"
 
 namespace worlddb::net {
 namespace {
@@ -117,21 +118,10 @@ class ConfigTest : public testing::Test {
   // Starts worlddb with `args`; waits for "listening on". Output to `log`.
   void StartServer(const std::vector<std::string>& args) {
     log_ = root_ / "server.log";
-    pid_ = ::fork();
+    std::vector<std::string> full = args;
+    full.insert(full.begin(), kServerBinary);
+    pid_ = test_util::SpawnLogged(full, log_);
     ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 2);
-      ::dup2(fd, 1);
-      std::vector<std::string> a = args;
-      a.insert(a.begin(), kServerBinary);
-      std::vector<char*> argv;
-      for (auto& s : a) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
     const auto deadline = Clock::now() + std::chrono::seconds(20);
     while (Clock::now() < deadline) {
       const std::string log = ReadFile(log_);

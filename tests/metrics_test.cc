@@ -41,6 +41,7 @@
 #include "net/client.h"
 #include "net/daemon_metrics.h"
 #include "net/request_metrics.h"
+#include "tests/child_process.h"
 
 namespace worlddb::net {
 namespace {
@@ -297,19 +298,8 @@ class Child {
  public:
   void Spawn(std::vector<std::string> args, const fs::path& log) {
     log_ = log;
-    pid_ = ::fork();
+    pid_ = test_util::SpawnLogged(args, log);
     ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 2);
-      ::dup2(fd, 1);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
   }
   // Waits until the log holds `marker`; returns the rest of that line.
   std::string WaitFor(const std::string& marker, double seconds = 20) {

@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "net/client.h"
 #include "net/frame.h"
+#include "tests/child_process.h"
 
 namespace worlddb::net {
 namespace {
@@ -85,19 +86,8 @@ class Server {
         kServerBinary,           "--port",       "0",        "--listen", "127.0.0.1", "--data-dir",
         (dir / "data").string(), "--durability", durability, "--shards", "2"};
     args.insert(args.end(), extra.begin(), extra.end());
-    pid_ = ::fork();
+    pid_ = test_util::SpawnLogged(args, log_path_);
     ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 2);
-      ::dup2(fd, 1);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
     // The daemon logs "listening on 127.0.0.1:PORT" once it accepts.
     const auto deadline = Clock::now() + std::chrono::seconds(20);
     while (Clock::now() < deadline) {

@@ -38,6 +38,7 @@
 
 #include "engine/batch_builder.h"
 #include "gtest/gtest.h"
+#include "tests/child_process.h"
 #include "wal/log_format.h"
 #include "wal/world.h"
 
@@ -284,18 +285,7 @@ class Daemon {
       args.push_back("--port");
       args.push_back("0");
     }
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, 2);
-      ::dup2(fd, 1);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
+    pid_ = test_util::SpawnLogged(args, log, true);
     const size_t start_at = ReadText(log).size();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {

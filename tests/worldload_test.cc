@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "tests/child_process.h"
 #include "tools/latency_histogram.h"
 #include "tools/redis_geo.h"
 
@@ -182,23 +183,6 @@ class TempDir {
   fs::path path_;
 };
 
-// Starts `args` with stdout and stderr to `log`; returns the pid.
-pid_t Spawn(std::vector<std::string> args, const fs::path& log) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
 // Waits up to `seconds`; kills on timeout. Exit code, or -1.
 int WaitExit(pid_t pid, double seconds) {
   const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
@@ -239,9 +223,10 @@ class Child {
 // worlddb with --port 0, durability none, data in `dir`; returns its port.
 uint16_t StartWorlddb(const fs::path& dir, Child* child) {
   const fs::path log = dir / "worlddb.log";
-  child->Reset(Spawn({kServerBinary, "--port", "0", "--listen", "127.0.0.1", "--data-dir",
-                      (dir / "data").string(), "--durability", "none", "--shards", "2"},
-                     log));
+  child->Reset(
+      test_util::SpawnLogged({kServerBinary, "--port", "0", "--listen", "127.0.0.1", "--data-dir",
+                              (dir / "data").string(), "--durability", "none", "--shards", "2"},
+                             log));
   const auto deadline = Clock::now() + std::chrono::seconds(20);
   while (Clock::now() < deadline) {
     const std::string text = ReadFile(log);
@@ -263,7 +248,7 @@ int RunWorldload(const fs::path& dir, std::vector<std::string> args, std::string
   const fs::path json_path = dir / "report.json", log = dir / "worldload.log";
   args.insert(args.begin(), kWorldload);
   args.insert(args.end(), {"--json", json_path.string(), "-q"});
-  const int rc = WaitExit(Spawn(args, log), 60);
+  const int rc = WaitExit(test_util::SpawnLogged(args, log), 60);
   *json = ReadFile(json_path);
   *output = ReadFile(log);
   return rc;
@@ -418,9 +403,10 @@ TEST(WorldloadRedis, SameWorkloadAgainstRedisGeoMatchesTheModel) {
   uint16_t port = 0;
   for (int attempt = 0; attempt < 5 && port == 0; ++attempt) {
     const uint16_t p = FreePort();
-    server.Reset(Spawn({redis, "--port", std::to_string(p), "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "no", "--dir", dir.path().string(), "--daemonize", "no"},
-                       dir.path() / "redis.log"));
+    server.Reset(test_util::SpawnLogged(
+        {redis, "--port", std::to_string(p), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "no", "--dir", dir.path().string(), "--daemonize", "no"},
+        dir.path() / "redis.log"));
     const auto deadline = Clock::now() + std::chrono::seconds(10);
     while (Clock::now() < deadline && ::kill(server.pid(), 0) == 0 &&
            ::waitpid(server.pid(), nullptr, WNOHANG) == 0) {
