@@ -37,8 +37,12 @@ run() {  # name, targets ("" = all), ctest args, cmake args...
 }
 
 run release "" "" -DCMAKE_BUILD_TYPE=Release
+# -O1: the sanitized build is compiled from cold on every CI machine, and -O1
+# compiles it about a quarter faster than -O2 (metrics_test.cc: 51 s against
+# 67 s) while keeping the stack traces readable.
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-  run asan "" "" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWORLDDB_SANITIZE=address,undefined -DWORLDDB_BUILD_BENCH=OFF
+  run asan "" "" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g -DNDEBUG" \
+  -DWORLDDB_SANITIZE=address,undefined -DWORLDDB_BUILD_BENCH=OFF
 # TSan runs the concurrent tests only, so it builds only them.
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   run tsan "$(targets_of 'tests/*_stress_test.cc')" "-L stress" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
