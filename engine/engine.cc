@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -636,15 +637,52 @@ void Finish(QueryResult* r) {
 
 }  // namespace
 
+Engine::InFlight::InFlight() = default;
+Engine::InFlight::~InFlight() { assert(!active() && "Engine::InFlight destroyed in flight"); }
+
 void Engine::RunMany(const Query* queries, size_t n, QueryResult* outs, Status* statuses) {
+  InFlight flight;
+  StartMany(queries, n, outs, statuses, &flight);
+  FinishMany(&flight);
+}
+
+void Engine::StartMany(const Query* queries, size_t n, QueryResult* outs, Status* statuses,
+                       InFlight* flight) {
+  assert(!flight->active());
   queries_.fetch_add(n, std::memory_order_relaxed);
   const uint32_t shards = shard_count();
   for (size_t i = 0; i < n; ++i) statuses[i] = Shard::CheckQuery(queries[i]);
-  QueryTask task(shards);
+  flight->task_ = std::make_unique<QueryTask>(shards);
+  QueryTask& task = *flight->task_;
   task.queries = queries;
   task.valid = statuses;
   task.n = n;
-  Broadcast(MessageType::kQuery, 0, &task);
+  flight->queries_ = queries;
+  flight->outs_ = outs;
+  flight->statuses_ = statuses;
+  flight->n_ = n;
+  // The messages live in the InFlight until the shards are done with them.
+  if (flight->msgs_size_ < shards) {
+    flight->msgs_ = std::make_unique<Message[]>(shards);
+    flight->msgs_size_ = shards;
+  }
+  for (uint32_t i = 0; i < shards; ++i) {
+    flight->msgs_[i].type = MessageType::kQuery;
+    flight->msgs_[i].ticket = 0;
+    flight->msgs_[i].task = &task;
+    shards_[i]->Send(&flight->msgs_[i]);
+  }
+}
+
+void Engine::FinishMany(InFlight* flight) {
+  assert(flight->active());
+  QueryTask& task = *flight->task_;
+  task.done.Wait();
+  const Query* queries = flight->queries_;
+  QueryResult* outs = flight->outs_;
+  Status* statuses = flight->statuses_;
+  const size_t n = flight->n_;
+  const uint32_t shards = shard_count();
   std::vector<QueryResult*> parts(shards);
   std::vector<bool> truncated(shards);
   for (size_t i = 0; i < n; ++i) {
@@ -665,6 +703,7 @@ void Engine::RunMany(const Query* queries, size_t n, QueryResult* outs, Status* 
     }
     Finish(&outs[i]);
   }
+  flight->task_.reset();
 }
 
 Status Engine::Run(const Query& q, QueryResult* out) {

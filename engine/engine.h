@@ -54,6 +54,9 @@ struct EngineOptions {
 };
 
 class Engine {
+  struct QueryTask;
+  struct Message;
+
  public:
   // Checks the options (world finite and non-empty, 1..256 shards).
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
@@ -119,6 +122,34 @@ class Engine {
   // Runs n queries with one hand-off per shard (how the server batches
   // requests). statuses[i] says whether outs[i] holds an answer.
   void RunMany(const Query* queries, size_t n, QueryResult* outs, Status* statuses);
+  // RunMany in two halves, for a caller with other work to do while the
+  // shards run (the server encodes one round's answers meanwhile): StartMany
+  // queues the queries on every shard and returns at once; FinishMany waits
+  // for them and fills outs and statuses. Several may be in flight; each
+  // shard runs them in the order they were started. Between the two calls,
+  // queries, outs and statuses belong to the engine (neither read nor
+  // written by the caller), and FinishMany must be called exactly once.
+  class InFlight {
+   public:
+    InFlight();
+    ~InFlight();  // must not be in flight (asserted)
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+    bool active() const { return task_ != nullptr; }
+
+   private:
+    friend class Engine;
+    std::unique_ptr<QueryTask> task_;
+    std::unique_ptr<Message[]> msgs_;  // one per shard
+    size_t msgs_size_ = 0;
+    const Query* queries_ = nullptr;
+    QueryResult* outs_ = nullptr;
+    Status* statuses_ = nullptr;
+    size_t n_ = 0;
+  };
+  void StartMany(const Query* queries, size_t n, QueryResult* outs, Status* statuses,
+                 InFlight* flight);
+  void FinishMany(InFlight* flight);
   Status Density(const DensityQuery& q, DensityResult* out);
   bool Get(uint64_t id, Shard::Entity* out);
   // The entities among `ids` that exist (and are of `kind`, when set), as
@@ -159,9 +190,7 @@ class Engine {
   struct Runner;
   struct WriteTask;
   struct SchemaTask;
-  struct QueryTask;
   struct BarrierTask;
-  struct Message;
 
   enum class MessageType : uint8_t;
   template <class Task>

@@ -21,8 +21,15 @@ inline constexpr uint32_t kDefaultIdleTimeoutSeconds = 300;  // 0 = never
 // different connections share one group commit.
 inline constexpr uint32_t kDefaultWriterThreads = 4;
 inline constexpr uint32_t kMaxWriterThreads = 64;
-// Queries gathered from all connections into one Engine::RunMany call, at most.
-inline constexpr size_t kMaxQueriesPerRound = 4096;
+// Queries gathered from all connections into one round (one hand-off to the
+// shards), at most. Small enough that a burst of pipelined queries makes
+// several rounds, so the event loop encodes one round while the shards run
+// the next (net/server.cc, Process); large enough that the hand-off's cost
+// (a futex wake, a few cache misses) is spread over many queries.
+inline constexpr size_t kMaxQueriesPerRound = 256;
+// Between rounds, a connection's responses are sent once this many bytes wait
+// (the rest go out when the loop iteration ends).
+inline constexpr size_t kEarlyFlushBytes = size_t{64} << 10;
 // Bytes read from a socket per read() call, at least.
 inline constexpr size_t kReadChunkBytes = size_t{64} << 10;
 // On shutdown, how long in-flight requests and unsent responses may take.

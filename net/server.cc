@@ -93,17 +93,30 @@ struct Server::Job {
   fb::ErrorCode code = fb::ErrorCode_Ok;
 };
 
-// One response of the current round, in request order: a query's answer
-// (query >= 0) or bytes already encoded into the arena.
+// One response of a round, in request order: a query's answer (query >= 0),
+// bytes already encoded into the arena, or a blocking request to submit.
 struct Server::Entry {
   Connection* conn;
   uint64_t request_id;
-  int64_t query;  // index into queries_, or -1
+  int64_t query;  // index into Round::queries, or -1
   size_t arena_off, arena_len;
   Job* job;  // a blocking request to submit once the earlier answers are out
   int64_t start_ns = 0;
   RequestType type = RequestType::kInvalid;
   size_t bytes = 0;
+};
+
+// Requests gathered from every connection for one Engine::StartMany, and, in
+// request order, the responses waiting for them.
+struct Server::Round {
+  std::vector<Query> queries;  // the first nq are this round's (reused objects)
+  size_t nq = 0;
+  std::vector<QueryResult> results;
+  std::vector<Status> statuses;
+  std::vector<Entry> entries;
+  std::vector<uint8_t> arena;
+  std::vector<std::unique_ptr<Job>> deferred_jobs;
+  Engine::InFlight flight;
 };
 
 bool IsLoopbackAddress(const std::string& address) {
@@ -144,6 +157,7 @@ Status ValidateServerOptions(const ServerOptions& o) {
 
 Server::Server(Engine* engine, ServerOptions options)
     : engine_(engine), options_(std::move(options)) {
+  for (auto& r : rounds_) r = std::make_unique<Round>();
   slow_ns_ = int64_t{options_.slow_query_ms} * 1'000'000;
   DispatchOptions d;
   d.max_result_rows = options_.max_result_rows;
@@ -391,7 +405,8 @@ void Server::ReadFrom(Connection* c) {
   }
 }
 
-void Server::Respond(Connection* c, const flatbuffers::FlatBufferBuilder& fbb) {
+void Server::Respond(Connection* c, const flatbuffers::FlatBufferBuilder& fbb, Round* round,
+                     bool in_order) {
   const uint8_t* p = fbb.GetBufferPointer();
   size_t n = fbb.GetSize();
   flatbuffers::FlatBufferBuilder err(0);
@@ -406,20 +421,20 @@ void Server::Respond(Connection* c, const flatbuffers::FlatBufferBuilder& fbb) {
     p = err.GetBufferPointer();
     n = err.GetSize();
   }
-  if (c->round_entries == 0) {
+  if (in_order || c->round_entries == 0) {
     c->AppendFrame({p, n});
     return;
   }
-  // Earlier requests of this connection still wait for RunMany: keep order.
-  const size_t off = arena_.size();
-  AppendFrame({p, n}, &arena_);
-  entries_.push_back({c, 0, -1, off, arena_.size() - off, nullptr});
+  // Earlier requests of this connection still wait for their round: keep order.
+  const size_t off = round->arena.size();
+  AppendFrame({p, n}, &round->arena);
+  round->entries.push_back({c, 0, -1, off, round->arena.size() - off, nullptr});
   ++c->round_entries;
 }
 
 // Parses and dispatches the complete frames in c's input buffer. Returns true
 // when it stopped early with frames left (the round is full).
-bool Server::ParseFrames(Connection* c) {
+bool Server::ParseFrames(Connection* c, Round* round) {
   while (!c->busy && !c->closing) {
     const FrameView v = PeekFrame(c->in_data(), c->in_size(), options_.max_frame_bytes);
     if (v.state == FrameView::State::kNeedMore) return false;
@@ -431,7 +446,7 @@ bool Server::ParseFrames(Connection* c) {
                                   std::to_string(options_.max_frame_bytes) +
                                   " (--max-frame-bytes); closing the connection",
                               &fbb);
-      Respond(c, fbb);
+      Respond(c, fbb, round);
       c->DiscardInput();
       c->read_closed = true;
       c->closing = true;
@@ -444,37 +459,37 @@ bool Server::ParseFrames(Connection* c) {
       }
       return false;
     }
-    if (nq_ >= kMaxQueriesPerRound) return true;
+    if (round->nq >= kMaxQueriesPerRound) return true;
     // A client that does not read: stop answering it; the loop disconnects it.
     if (c->pending_output() > options_.max_output_buffer_bytes) return false;
     const uint8_t* payload =
         AlignPayload(c->in_data() + kFrameHeaderBytes, v.payload_bytes, &align_scratch_);
     // Query objects are reused across rounds so that their strings and
     // vectors keep their capacity.
-    const size_t qi = nq_;
-    if (queries_.size() <= qi) {
-      queries_.resize(qi + 1);
-      results_.resize(qi + 1);
-      statuses_.resize(qi + 1);
+    const size_t qi = round->nq;
+    if (round->queries.size() <= qi) {
+      round->queries.resize(qi + 1);
+      round->results.resize(qi + 1);
+      round->statuses.resize(qi + 1);
     }
     uint64_t rid = 0;
     // One clock read per request, and one when its response is queued.
     const int64_t start_ns = timed() ? NowNs() : 0;
     const fb::Request* verified = nullptr;
     const Dispatcher::Next next = dispatcher_->Begin(payload, v.payload_bytes, &c->session, &fbb_,
-                                                     &queries_[qi], &rid, &verified);
+                                                     &round->queries[qi], &rid, &verified);
     const RequestType type = RequestTypeOf(verified);
     switch (next) {
       case Dispatcher::Next::kAnswered:
-        Respond(c, fbb_);
+        Respond(c, fbb_, round);
         if (timed()) {
           Record(type, start_ns, fbb_.GetBufferPointer(), c, v.payload_bytes, nullptr, nullptr);
         }
         break;
       case Dispatcher::Next::kQuery:
-        entries_.push_back(
+        round->entries.push_back(
             {c, rid, static_cast<int64_t>(qi), 0, 0, nullptr, start_ns, type, v.payload_bytes});
-        ++nq_;
+        ++round->nq;
         ++c->round_entries;
         break;
       case Dispatcher::Next::kBlocking: {
@@ -489,8 +504,8 @@ bool Server::ParseFrames(Connection* c) {
         if (c->round_entries == 0) {
           Submit(std::move(job));
         } else {
-          entries_.push_back({c, rid, -1, 0, 0, job.get()});
-          deferred_jobs_.push_back(std::move(job));
+          round->entries.push_back({c, rid, -1, 0, 0, job.get()});
+          round->deferred_jobs.push_back(std::move(job));
           ++c->round_entries;
         }
         break;
@@ -501,46 +516,76 @@ bool Server::ParseFrames(Connection* c) {
   return false;
 }
 
-void Server::RunRound() {
-  if (nq_ > 0) {
-    engine_->RunMany(queries_.data(), nq_, results_.data(), statuses_.data());
-  }
-  for (const Entry& e : entries_) {
+void Server::FinishRound(Round* r) {
+  if (r->flight.active()) engine_->FinishMany(&r->flight);
+  for (const Entry& e : r->entries) {
     Connection* c = e.conn;
     if (e.query >= 0) {
       const auto i = static_cast<size_t>(e.query);
-      dispatcher_->FinishQuery(e.request_id, queries_[i], statuses_[i], results_[i], &fbb_);
-      c->round_entries = 0;  // so that Respond appends directly
-      Respond(c, fbb_);
+      dispatcher_->FinishQuery(e.request_id, r->queries[i], r->statuses[i], r->results[i], &fbb_);
+      Respond(c, fbb_, r, /*in_order=*/true);
       if (timed()) {
-        Record(e.type, e.start_ns, fbb_.GetBufferPointer(), c, e.bytes, &queries_[i],
-               statuses_[i].ok() ? &results_[i] : nullptr);
+        Record(e.type, e.start_ns, fbb_.GetBufferPointer(), c, e.bytes, &r->queries[i],
+               r->statuses[i].ok() ? &r->results[i] : nullptr);
       }
     } else if (e.job) {
-      for (auto& j : deferred_jobs_) {
+      for (auto& j : r->deferred_jobs) {
         if (j.get() == e.job) Submit(std::move(j));
       }
     } else {
-      c->AppendRaw({arena_.data() + e.arena_off, e.arena_len});
+      c->AppendRaw({r->arena.data() + e.arena_off, e.arena_len});
     }
-    c->round_entries = 0;
+    --c->round_entries;
   }
-  entries_.clear();
-  arena_.clear();
-  deferred_jobs_.clear();
-  nq_ = 0;
+  r->entries.clear();
+  r->arena.clear();
+  r->deferred_jobs.clear();
+  r->nq = 0;
 }
 
 void Server::Process(std::vector<Connection*>& active) {
   // Rounds: every connection contributes its ready frames (queries up to the
-  // round's cap); one RunMany answers the round's queries.
+  // round's cap) and the round's queries go to the shards at once
+  // (StartMany). While they run, this thread answers the round before it:
+  // encodes its results and queues its responses (FinishRound), then parses
+  // the next one. So the event loop and the shards work at the same time
+  // whenever more than one round's worth of requests is waiting.
+  // Per connection, responses stay in request order: rounds finish in the
+  // order they were parsed, and a response parsed while the connection has
+  // earlier requests unanswered (round_entries) waits in its round.
+  // Every round is finished before Process returns (connections may close).
+  Round* flying = nullptr;
+  int next = 0;
   for (;;) {
+    Round* r = rounds_[next].get();
+    next ^= 1;
     bool more = false;
     for (Connection* c : active) {
-      if (c->in_size() >= kFrameHeaderBytes) more |= ParseFrames(c);
+      if (c->in_size() >= kFrameHeaderBytes) more |= ParseFrames(c, r);
     }
-    RunRound();
+    if (r->nq > 0) {
+      engine_->StartMany(r->queries.data(), r->nq, r->results.data(), r->statuses.data(),
+                         &r->flight);
+    }
+    if (flying) {
+      FinishRound(flying);
+      // Send what is ready, so that clients read one round's answers while
+      // the shards run the next.
+      for (Connection* c : active) {
+        if (c->pending_output() >= kEarlyFlushBytes) FlushOutput(c);
+      }
+    }
+    flying = r;
     if (!more) break;
+  }
+  FinishRound(flying);
+}
+
+void Server::FlushOutput(Connection* c) {
+  if (!c->close_now && c->pending_output() > 0 && !c->Flush()) {
+    c->close_reason = std::string("write error: ") + std::strerror(errno);
+    c->close_now = true;
+    Dropped(DropReason::kIoError);
   }
 }
 
@@ -649,11 +694,7 @@ Status Server::Run() {
     Process(active);
     for (Connection* c : active) {
       c->active = false;
-      if (!c->close_now && c->pending_output() > 0 && !c->Flush()) {
-        c->close_reason = std::string("write error: ") + std::strerror(errno);
-        c->close_now = true;
-        Dropped(DropReason::kIoError);
-      }
+      FlushOutput(c);
       if (c->pending_output() > options_.max_output_buffer_bytes) {
         c->close_reason = "the client does not read its responses (" +
                           std::to_string(c->pending_output()) +

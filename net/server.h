@@ -4,10 +4,13 @@
 // Threading model:
 //   * One event-loop thread (the caller of Run()) owns the listening socket
 //     and every connection: epoll (level-triggered), non-blocking sockets,
-//     TCP_NODELAY. It reads, verifies and dispatches requests, and writes
-//     responses with one send() per connection per loop iteration.
+//     TCP_NODELAY. It reads, verifies and dispatches requests, and sends a
+//     connection's responses once a round leaves kEarlyFlushBytes waiting
+//     and at the end of each loop iteration.
 //   * Queries from every connection that are ready in one iteration go to the
-//     engine's shards in ONE Engine::RunMany call.
+//     engine's shards in rounds (one Engine::StartMany per round, at most
+//     kMaxQueriesPerRound queries); while the shards run a round, the loop
+//     encodes the answers of the round before and parses the next.
 //   * Blocking requests (write batches, schema changes, snapshots) run on
 //     `writer_threads` threads, so the loop never waits for the log and
 //     concurrent writes from different connections share one group commit.
@@ -99,14 +102,23 @@ class Server {
  private:
   struct Job;
   struct Entry;
+  struct Round;
 
   Server(Engine* engine, ServerOptions options);
   void Accept();
   void ReadFrom(Connection* c);
   void Process(std::vector<Connection*>& active);
-  bool ParseFrames(Connection* c);
-  void RunRound();
-  void Respond(Connection* c, const flatbuffers::FlatBufferBuilder& fbb);
+  bool ParseFrames(Connection* c, Round* round);
+  void FinishRound(Round* round);
+  // Sends what c's output buffer holds, as far as the socket takes it; a
+  // failure marks c to be closed.
+  void FlushOutput(Connection* c);
+  // Queues a response: appended to c's output now when c has no earlier
+  // request unanswered, else kept in `round` (which then must be the round
+  // being parsed) to go out in order. `in_order` appends now regardless
+  // (FinishRound, answering in request order itself).
+  void Respond(Connection* c, const flatbuffers::FlatBufferBuilder& fbb, Round* round,
+               bool in_order = false);
   void Submit(std::unique_ptr<Job> job);
   void WriterLoop();
   void DrainCompletions(std::vector<Connection*>* active);
@@ -140,15 +152,9 @@ class Server {
   uint64_t next_conn_id_ = 16;
   flatbuffers::FlatBufferBuilder fbb_{1 << 16};
   std::vector<uint64_t> align_scratch_;
-  // The current round: queries for RunMany and, in order, the responses
-  // waiting for them.
-  std::vector<Query> queries_;  // the first nq_ are this round's
-  size_t nq_ = 0;
-  std::vector<QueryResult> results_;
-  std::vector<Status> statuses_;
-  std::vector<Entry> entries_;
-  std::vector<uint8_t> arena_;
-  std::vector<std::unique_ptr<Job>> deferred_jobs_;
+  // Rounds (see Process): one being parsed while the other may be running on
+  // the shards. Their buffers keep their capacity from round to round.
+  std::unique_ptr<Round> rounds_[2];
 
   // Writer threads.
   std::vector<std::thread> writers_;

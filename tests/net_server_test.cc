@@ -113,6 +113,59 @@ TEST_F(ServerTest, AQueryPipelinedAfterAWriteSeesIt) {
   }
 }
 
+// More queries than one round holds, from two connections at once, with
+// inline requests and a write among them: the server runs one round on the
+// shards while it answers the round before, and neither order nor
+// read-your-writes may suffer.
+TEST_F(ServerTest, ResponsesStayInOrderAcrossOverlappingRounds) {
+  StartServer();
+  RawConn pre(port());
+  ASSERT_TRUE(pre.Send(Apply(1, Players(1, 10))));  // x = 1..10
+  ASSERT_TRUE(pre.Read());
+  constexpr int kQueries = 3 * int{kMaxQueriesPerRound} + 7;
+  struct Expect {
+    fb::ResponseBody type;
+    uint64_t min_count;  // queries: rows at least (the other connection's write may land)
+  };
+  RawConn conns[2] = {RawConn(port()), RawConn(port())};
+  std::vector<Expect> expect[2];
+  for (int k = 0; k < 2; ++k) {
+    std::vector<uint8_t> all;
+    uint64_t id = 1;
+    bool written = false;
+    for (int i = 0; i < kQueries; ++i) {
+      if (i == kQueries / 2) {  // entity 5050 + k at x = 50 + k, inside the circle
+        AppendFrame(Apply(id++, Players(5050 + k, 1)), &all);
+        expect[k].push_back({fb::ResponseBody_ApplyReply, 0});
+        written = true;
+      }
+      AppendFrame(Radius(id++, 0, 0, 100), &all);
+      expect[k].push_back({fb::ResponseBody_QueryReply, written ? 11u : 10u});
+      if (i % 7 == 0) {
+        AppendFrame(Ping(id++), &all);
+        expect[k].push_back({fb::ResponseBody_Pong, 0});
+      }
+      if (i % 11 == 0) {
+        AppendFrame(Get(id++, {uint64_t(5050 + k)}), &all);
+        expect[k].push_back({fb::ResponseBody_QueryReply, written ? 1u : 0u});
+      }
+    }
+    ASSERT_TRUE(conns[k].SendRaw(all));
+  }
+  for (int k = 0; k < 2; ++k) {
+    for (size_t i = 0; i < expect[k].size(); ++i) {
+      auto r = conns[k].Read();
+      ASSERT_TRUE(r && r->valid()) << "connection " << k << " response " << i;
+      ASSERT_EQ((*r)->request_id(), i + 1) << "connection " << k;
+      ASSERT_EQ((*r)->body_type(), expect[k][i].type) << "connection " << k << " request " << i;
+      if (const auto* q = (*r)->body_as_QueryReply()) {
+        EXPECT_GE(q->ids()->size(), expect[k][i].min_count)
+            << "connection " << k << " request " << i << " missed an earlier write";
+      }
+    }
+  }
+}
+
 TEST_F(ServerTest, AFrameSentByteByByteIsReassembled) {
   StartServer();
   RawConn c(port());
