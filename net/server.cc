@@ -435,7 +435,7 @@ void Server::Respond(Connection* c, const flatbuffers::FlatBufferBuilder& fbb, R
 // Parses and dispatches the complete frames in c's input buffer. Returns true
 // when it stopped early with frames left (the round is full).
 bool Server::ParseFrames(Connection* c, Round* round) {
-  while (!c->busy && !c->closing) {
+  while (!c->busy && !c->closing && !c->close_now) {
     const FrameView v = PeekFrame(c->in_data(), c->in_size(), options_.max_frame_bytes);
     if (v.state == FrameView::State::kNeedMore) return false;
     if (v.state == FrameView::State::kTooLarge) {
