@@ -40,6 +40,8 @@ struct Engine::WriteTask {
   std::atomic<bool> failed{false};
   std::atomic<uint32_t> decision{0};  // 0 pending, 1 commit, 2 abort
   Completion done;
+  // Every shard, so that the last voter can wake those asleep on the decision.
+  const std::vector<std::unique_ptr<Runner>>* runners = nullptr;
 };
 
 struct Engine::SchemaTask {
@@ -95,6 +97,10 @@ struct Engine::Runner {
   void Send(Message* m) {
     pushed.fetch_add(1, std::memory_order_relaxed);
     queue.Push(m);
+    Ring();
+  }
+  // Wakes the thread if it sleeps (for a message, or for a write's decision).
+  void Ring() {
     if (sleeping.load(std::memory_order_seq_cst)) {
       doorbell.fetch_add(1, std::memory_order_seq_cst);
       FutexWakeAll(&doorbell);
@@ -148,11 +154,24 @@ void Engine::Runner::Loop() {
     if (pending) {
       // Waiting for other shards' votes: keep answering queries meanwhile.
       // Only the commit and what follows it counts as busy, not the wait.
-      if (static_cast<WriteTask*>(pending->task)->decision.load(std::memory_order_acquire) == 0) {
-        if (++idle < 64)
+      auto* t = static_cast<WriteTask*>(pending->task);
+      if (t->decision.load(std::memory_order_acquire) == 0) {
+        if (++idle < 64) {
           CpuRelax();
-        else
-          std::this_thread::yield();
+          continue;
+        }
+        // Sleep until a message or the decision: the last voter stores the
+        // decision, then rings every sleeping shard (seq_cst on both sides,
+        // so either it sees `sleeping` or this thread sees the decision).
+        // Sleeping rather than yielding matters on a machine with few
+        // cores: the other shard is usually still preparing its part, and
+        // a yield loop takes the CPU from it and from the event loop.
+        const uint32_t bell = doorbell.load(std::memory_order_seq_cst);
+        sleeping.store(1, std::memory_order_seq_cst);
+        if (queue.Empty() && t->decision.load(std::memory_order_seq_cst) == 0)
+          FutexWait(&doorbell, bell);
+        sleeping.store(0, std::memory_order_seq_cst);
+        idle = 0;
       } else {
         const int64_t t0 = SteadyNs();
         TryFinishWrite();
@@ -263,7 +282,11 @@ void Engine::Runner::Advance() {
     }
     if (t->votes_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       t->decision.store(t->failed.load(std::memory_order_acquire) ? 2 : 1,
-                        std::memory_order_release);
+                        std::memory_order_seq_cst);
+      // The task outlives this: its writer waits for this shard's Done too.
+      for (const auto& r : *t->runners) {
+        if (r.get() != this) r->Ring();
+      }
     }
     pending = m;
   }
@@ -469,6 +492,7 @@ Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<con
   const uint32_t n = shard_count();
   WriteTask task(n);
   task.batch = &batch;
+  task.runners = &shards_;
   if (n > 1) {
     for (BatchPart& p : task.parts) p.all = false;
     if (batch.upserts()) {
