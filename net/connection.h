@@ -62,7 +62,7 @@ class Connection {
   bool closing = false;      // close once the output is flushed (or at once if `close_now`)
   bool close_now = false;
   bool active = false;         // in this loop iteration's active list
-  uint32_t round_entries = 0;  // responses this connection has waiting in the current round
+  uint32_t round_entries = 0;  // its responses waiting in rounds not yet finished
   uint32_t events = 0;         // epoll events registered
   Clock::time_point last_active = Clock::now();
   std::string close_reason;
