@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <limits>
 
 #include "engine/constants.h"
@@ -400,8 +401,9 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
     const fb::Move* m = b.moves()->Get(i);
     const IdMap::Location loc = IdMap::Unpack(move_locs_[k++]);
     KindStore& ks = *kinds_[loc.kind];
-    ks.tree.Move(loc.row, Canonical(m->x()), Canonical(m->y()));
-    ks.table.set_z(loc.row, Canonical(m->z()));
+    const double z = Canonical(m->z());
+    ks.tree.Move(loc.row, Canonical(m->x()), Canonical(m->y()), z);
+    ks.table.set_z(loc.row, z);
   });
   ws.moved = k;
   k = 0;
@@ -439,8 +441,9 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
                           const IdMap::Location l = IdMap::Unpack(*loc);
                           if (l.kind == kind) {
                             KindStore& ks = *kinds_[kind];
-                            ks.tree.Move(l.row, Canonical(u->x()), Canonical(u->y()));
-                            ks.table.set_z(l.row, Canonical(u->z()));
+                            const double z = Canonical(u->z());
+                            ks.tree.Move(l.row, Canonical(u->x()), Canonical(u->y()), z);
+                            ks.table.set_z(l.row, z);
                             ks.table.ResetColumns(l.row, schema_->kind(kind));
                             WriteCells(kind, l.row, u->cells());
                             ++ws.replaced;
@@ -458,7 +461,8 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
     id_map_.Reserve(id_map_.size() + creations.size());
     struct Pending {
       std::vector<uint32_t> rows;
-      std::vector<double> xs, ys;
+      std::vector<double> xs, ys, zs;
+      std::vector<uint64_t> ids;
     };
     std::vector<Pending> pending(kinds_.size());
     // The id map was reserved above, so prefetched slots stay where they are.
@@ -477,12 +481,15 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
           p.rows.push_back(row);
           p.xs.push_back(Canonical(u->x()));
           p.ys.push_back(Canonical(u->y()));
+          p.zs.push_back(Canonical(u->z()));
+          p.ids.push_back(u->id());
           return true;
         });
     for (size_t kind = 0; kind < pending.size(); ++kind) {
       const Pending& p = pending[kind];
       if (!p.rows.empty())
-        kinds_[kind]->tree.BulkInsert(p.rows.data(), p.xs.data(), p.ys.data(), p.rows.size());
+        kinds_[kind]->tree.BulkInsert(p.rows.data(), p.xs.data(), p.ys.data(), p.zs.data(),
+                                      p.ids.data(), p.rows.size());
     }
   }
   ReleaseScratch();
@@ -680,6 +687,36 @@ struct Hit {
   double x, y, z;
 };
 
+// Reads one field of each Hit, as a forward iterator: vector::insert() over
+// it sizes the vector once and constructs the values in place (resize() would
+// zero-fill first, push_back() would test capacity on every element).
+template <class T, T Hit::*Field>
+struct HitField {
+  using iterator_category = std::forward_iterator_tag;
+  using value_type = T;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const T*;
+  using reference = const T&;
+  const Hit* p;
+  reference operator*() const { return p->*Field; }
+  HitField& operator++() {
+    ++p;
+    return *this;
+  }
+  HitField operator++(int) {
+    HitField t = *this;
+    ++p;
+    return t;
+  }
+  bool operator==(const HitField& o) const { return p == o.p; }
+};
+
+template <class T, T Hit::*Field>
+void AppendField(const std::vector<Hit>& hits, std::vector<T>* out) {
+  using It = HitField<T, Field>;
+  out->insert(out->end(), It{hits.data()}, It{hits.data() + hits.size()});
+}
+
 bool HitLess(const Hit& a, const Hit& b) { return a.d2 < b.d2 || (a.d2 == b.d2 && a.id < b.id); }
 
 void AppendColumn(const Column& c, uint32_t row, ColumnData* data) {
@@ -728,8 +765,8 @@ ColumnData EmptyColumnData(ColumnType t) {
 Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
   *truncated = false;
   CompiledQuery cq;
-  WORLDDB_RETURN_IF_ERROR(
-      Compile(q.kind, q.where, q.count_only ? std::vector<std::string>{} : q.columns, &cq));
+  static const std::vector<std::string> kNoColumns;
+  WORLDDB_RETURN_IF_ERROR(Compile(q.kind, q.where, q.count_only ? kNoColumns : q.columns, &cq));
   const bool with_distance = q.shape != Shape::kRect;
   const uint16_t first_kind = cq.kind < 0 ? 0 : static_cast<uint16_t>(cq.kind);
   const uint16_t end_kind =
@@ -751,7 +788,7 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
         std::vector<QuadTree::Neighbor> nn;
         tree.Nearest(
             q.x, q.y, q.k, [&](uint32_t row) { return cq.preds.empty() || cq.Matches(row); },
-            [&](uint32_t row) { return kinds_[kd]->table.id(row); }, &nn);
+            QuadTree::StoredId{}, &nn);
         n += nn.size();
       }
     }
@@ -760,12 +797,10 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
     return Status::Ok();
   }
 
-  // Gather hits from the trees alone (leaves hold x and y), then read each
-  // hit's id and z from its table. A hit's row is unrelated to its position,
-  // so those reads are cache misses (~160 for an 80-row radius query); the
-  // fill pass prefetches kPrefetchAhead hits ahead so they overlap instead of
-  // queueing one behind the other. Measured: BM_Engine_RadiusRows.
-  constexpr size_t kPrefetchAhead = 16;
+  // Gather hits from the trees alone: leaves hold x, y, z and the entity id
+  // next to the row, so a query without projected columns or predicates
+  // never touches the table (its rows are unrelated to position: reading id
+  // and z there cost ~160 cache misses for an 80-row radius query).
   constexpr size_t kKeepHits = size_t{1} << 16;  // scratch kept between queries
   thread_local std::vector<Hit> scratch;
   std::vector<Hit>& hits = scratch;
@@ -780,13 +815,14 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
       thread_local std::vector<QuadTree::Neighbor> nn;
       ks.tree.Nearest(
           q.x, q.y, q.k, [&](uint32_t row) { return cq.preds.empty() || cq.Matches(row); },
-          [&](uint32_t row) { return ks.table.id(row); }, &nn);
-      for (const auto& n : nn) hits.push_back({n.d2, n.key, n.row, kd, n.x, n.y, 0});
+          QuadTree::StoredId{}, &nn);
+      for (const auto& n : nn) hits.push_back({n.d2, n.key, n.row, kd, n.x, n.y, n.z});
       continue;
     }
-    auto visit = [&](uint32_t row, double x, double y) {
+    auto visit = [&](uint32_t row, double x, double y, double z, uint64_t id) {
       if (!cq.preds.empty() && !cq.Matches(row)) return true;
-      hits.push_back({with_distance ? SquaredDistance(x, y, q.x, q.y) : 0.0, 0, row, kd, x, y, 0});
+      hits.push_back(
+          {with_distance ? SquaredDistance(x, y, q.x, q.y) : 0.0, id, row, kd, x, y, z});
       if (!ordered && hits.size() >= limit) {
         *truncated = true;
         return false;
@@ -797,18 +833,6 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
       ks.tree.VisitCircle(q.x, q.y, q.radius, visit);
     else
       ks.tree.VisitRect(q.rect, visit);
-  }
-  for (size_t i = 0; i < std::min(kPrefetchAhead, hits.size()); ++i)
-    kinds_[hits[i].kind]->table.Prefetch(hits[i].row);
-  for (size_t i = 0; i < hits.size(); ++i) {
-    if (i + kPrefetchAhead < hits.size()) {
-      const Hit& ahead = hits[i + kPrefetchAhead];
-      kinds_[ahead.kind]->table.Prefetch(ahead.row);
-    }
-    Hit& h = hits[i];
-    const Table& t = kinds_[h.kind]->table;
-    h.id = t.id(h.row);
-    h.z = t.z(h.row);
   }
   if (ordered) {
     const uint64_t keep = std::min<uint64_t>(
@@ -825,23 +849,12 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
     out->count += hits.size();
   }
 
-  const size_t base = out->ids.size();
-  const size_t n = base + hits.size();
-  out->ids.resize(n);
-  out->kinds.resize(n);
-  out->x.resize(n);
-  out->y.resize(n);
-  out->z.resize(n);
-  if (with_distance) out->distance.resize(n);
-  for (size_t i = 0; i < hits.size(); ++i) {
-    const Hit& h = hits[i];
-    out->ids[base + i] = h.id;
-    out->kinds[base + i] = h.kind;
-    out->x[base + i] = h.x;
-    out->y[base + i] = h.y;
-    out->z[base + i] = h.z;
-    if (with_distance) out->distance[base + i] = h.d2;
-  }
+  AppendField<uint64_t, &Hit::id>(hits, &out->ids);
+  AppendField<uint16_t, &Hit::kind>(hits, &out->kinds);
+  AppendField<double, &Hit::x>(hits, &out->x);
+  AppendField<double, &Hit::y>(hits, &out->y);
+  AppendField<double, &Hit::z>(hits, &out->z);
+  if (with_distance) AppendField<double, &Hit::d2>(hits, &out->distance);
   if (!cq.columns.empty()) {
     const KindDef& def = schema_->kind(static_cast<uint16_t>(cq.kind));
     if (out->columns.size() != cq.columns.size()) {
@@ -965,6 +978,10 @@ std::string Shard::CheckInvariants() const {
       }
       if (!ks.tree.Contains(r))
         return "kind " + std::to_string(kd) + " row " + std::to_string(r) + ": not indexed";
+      if (ks.tree.Id(r) != ks.table.id(r) || ks.tree.Z(r) != ks.table.z(r)) {
+        return "kind " + std::to_string(kd) + " row " + std::to_string(r) +
+               ": the index's id/z copy disagrees with the table";
+      }
     }
     rows += ks.table.size();
   }

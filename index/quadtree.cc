@@ -122,6 +122,8 @@ void QuadTree::ResizeLeaf(uint32_t leaf, uint8_t cls) {
   if (n.count > 0) {
     std::memcpy(Xs(fresh), Xs(n), n.count * sizeof(double));
     std::memcpy(Ys(fresh), Ys(n), n.count * sizeof(double));
+    std::memcpy(Zs(fresh), Zs(n), n.count * sizeof(double));
+    std::memcpy(Ids(fresh), Ids(n), n.count * sizeof(uint64_t));
     std::memcpy(Rows(fresh), Rows(n), n.count * sizeof(uint32_t));
   }
   FreeLeafData(n.data, n.cap_class);
@@ -183,7 +185,7 @@ uint32_t QuadTree::Descend(uint32_t from, double x, double y) const {
   }
 }
 
-void QuadTree::Append(uint32_t leaf, uint32_t row, double x, double y) {
+void QuadTree::Append(uint32_t leaf, uint32_t row, double x, double y, double z, uint64_t id) {
   Node* n = &nodes_[leaf];
   if (n->count == Cap(*n)) {
     ResizeLeaf(leaf, static_cast<uint8_t>(n->cap_class + 1));
@@ -191,6 +193,8 @@ void QuadTree::Append(uint32_t leaf, uint32_t row, double x, double y) {
   const uint32_t slot = n->count++;
   Xs(*n)[slot] = x;
   Ys(*n)[slot] = y;
+  Zs(*n)[slot] = z;
+  Ids(*n)[slot] = id;
   Rows(*n)[slot] = row;
   SetRef(row, leaf, slot);
   if (n->count > kLeafSplit && n->depth < kMaxDepth) Split(leaf);
@@ -226,9 +230,7 @@ void QuadTree::Split(uint32_t leaf) {
         static_cast<uint32_t>(xs[i] >= mx) | (static_cast<uint32_t>(ys[i] >= my) << 1);
     Node& ch = nodes_[c + q];
     const uint32_t s = ch.count++;
-    Xs(ch)[s] = xs[i];
-    Ys(ch)[s] = ys[i];
-    Rows(ch)[s] = rows[i];
+    CopyEntry(old, i, ch, s);
     SetRef(rows[i], c + q, s);
   }
   FreeLeafData(old.data, old.cap_class);
@@ -243,13 +245,8 @@ void QuadTree::RemoveAt(uint32_t leaf, uint32_t slot) {
   assert(slot < n.count);
   const uint32_t last = n.count - 1;
   if (slot != last) {
-    double* xs = Xs(n);
-    double* ys = Ys(n);
-    uint32_t* rows = Rows(n);
-    xs[slot] = xs[last];
-    ys[slot] = ys[last];
-    rows[slot] = rows[last];
-    SetRef(rows[slot], leaf, slot);
+    CopyEntry(n, last, n, slot);
+    SetRef(Rows(n)[slot], leaf, slot);
   }
   n.count = last;
   // Shrink with hysteresis: only when the entries would fit two classes down.
@@ -276,14 +273,10 @@ void QuadTree::TryMerge(uint32_t leaf) {
     pn.count = 0;
     for (uint32_t q = 0; q < 4; ++q) {
       Node& ch = nodes_[c + q];
-      const double* xs = Xs(ch);
-      const double* ys = Ys(ch);
       const uint32_t* rows = Rows(ch);
       for (uint32_t i = 0; i < ch.count; ++i) {
         const uint32_t s = pn.count++;
-        Xs(pn)[s] = xs[i];
-        Ys(pn)[s] = ys[i];
-        Rows(pn)[s] = rows[i];
+        CopyEntry(ch, i, pn, s);
         SetRef(rows[i], p, s);
       }
       FreeLeafData(ch.data, ch.cap_class);
@@ -300,22 +293,23 @@ void QuadTree::TryMerge(uint32_t leaf) {
 
 // ---- Mutations --------------------------------------------------------------------------
 
-void QuadTree::Insert(uint32_t row, double x, double y) {
+void QuadTree::Insert(uint32_t row, double x, double y, double z, uint64_t id) {
   EnsureChunk(row);
   assert(!Contains(row));
-  Append(Descend(0, x, y), row, x, y);
+  Append(Descend(0, x, y), row, x, y, z, id);
   ++size_;
 }
 
-void QuadTree::MoveSlow(uint32_t row, Loc loc, double x, double y) {
+void QuadTree::MoveSlow(uint32_t row, Loc loc, double x, double y, double z) {
   const uint32_t leaf = loc.leaf;
+  const uint64_t id = Ids(nodes_[leaf])[loc.slot];
   RemoveAt(leaf, loc.slot);
   // Climb to the nearest ancestor holding the new position, descend from there.
   uint32_t a = nodes_[leaf].parent;
   while (a != kNil && !InBox(nodes_[a], x, y)) a = nodes_[a].parent;
   assert(a != kNil && "position outside the world");
   if (a == kNil) a = 0;
-  Append(Descend(a, x, y), row, x, y);
+  Append(Descend(a, x, y), row, x, y, z, id);
   TryMerge(leaf);
 }
 
@@ -340,9 +334,11 @@ void QuadTree::Rename(uint32_t from, uint32_t to) {
   SetRef(to, loc.leaf, loc.slot);
 }
 
-void QuadTree::BulkInsert(const uint32_t* rows, const double* xs, const double* ys, size_t n) {
+void QuadTree::BulkInsert(const uint32_t* rows, const double* xs, const double* ys,
+                          const double* zs, const uint64_t* ids, size_t n) {
   if (n < 4 * size_t{kLeafSplit}) {
-    for (size_t i = 0; i < n; ++i) Insert(rows[i], xs[i], ys[i]);
+    for (size_t i = 0; i < n; ++i)
+      Insert(rows[i], xs[i], ys[i], zs ? zs[i] : 0.0, ids ? ids[i] : uint64_t{0});
     return;
   }
   // Two buffers: each level scatters its range into the other one.
@@ -351,7 +347,7 @@ void QuadTree::BulkInsert(const uint32_t* rows, const double* xs, const double* 
   for (size_t i = 0; i < n; ++i) {
     EnsureChunk(rows[i]);
     assert(!Contains(rows[i]));
-    buf[i] = BulkEntry{xs[i], ys[i], rows[i], 0};
+    buf[i] = BulkEntry{xs[i], ys[i], zs ? zs[i] : 0.0, ids ? ids[i] : uint64_t{0}, rows[i], 0};
     box.min_x = std::min(box.min_x, xs[i]);
     box.max_x = std::max(box.max_x, xs[i]);
     box.min_y = std::min(box.min_y, ys[i]);
@@ -377,11 +373,15 @@ void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t
       n = &nodes_[node];
       double* nx = Xs(*n);
       double* ny = Ys(*n);
+      double* nz = Zs(*n);
+      uint64_t* nid = Ids(*n);
       uint32_t* nr = Rows(*n);
       for (size_t i = 0; i < m; ++i) {
         const uint32_t s = n->count++;
         nx[s] = e[i].x;
         ny[s] = e[i].y;
+        nz[s] = e[i].z;
+        nid[s] = e[i].id;
         nr[s] = e[i].row;
         // Every batch entry's ref is absent (new rows; merged ones were
         // cleared), so write without reading the old ref.
@@ -398,7 +398,7 @@ void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t
       const size_t total = n->count + m;
       merged.resize(2 * total);
       for (uint32_t i = 0; i < n->count; ++i) {
-        merged[i] = {Xs(*n)[i], Ys(*n)[i], Rows(*n)[i], 0};
+        merged[i] = {Xs(*n)[i], Ys(*n)[i], Zs(*n)[i], Ids(*n)[i], Rows(*n)[i], 0};
         ClearRef(Rows(*n)[i]);
       }
       std::copy(e, e + m, merged.begin() + n->count);

@@ -1,11 +1,16 @@
 // QuadTree: the spatial index of one kind's table in one shard.
 //
 // Contract
-//   * Entries are (row, x, y). `row` is the owner's dense row number (a table
-//     row); the tree never sees entity ids, kinds or columns.
-//   * The tree keeps each entry's x and y next to its row in the leaf, so a
-//     query scans contiguous memory; it is the only copy of x and y (the table
-//     keeps id, z and the columns). Owners read positions back with X()/Y().
+//   * Entries are (row, x, y, z, id). `row` is the owner's dense row number (a
+//     table row); `z` and `id` (the entity id) are payload the tree only
+//     stores and hands back (0 when the caller does not give them); it never
+//     sees kinds or columns.
+//   * The tree keeps each entry's x, y, z and id next to its row in the leaf,
+//     so a query scans contiguous memory and needs nothing else to return
+//     positions and ids; it is the only copy of x and y (the table keeps id, z
+//     and the columns; the leaf's id and z are copies the owner keeps equal:
+//     Move() takes z, Rename() keeps both). Owners read back with
+//     X()/Y()/Z()/Id().
 //   * Bucket leaves split above kLeafSplit entries and merge below kLeafMerge
 //     (engine/constants.h). A Move() that stays inside its leaf is an O(1)
 //     in-place update; any other move relocates the entry through the nearest
@@ -29,6 +34,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -38,8 +44,8 @@
 namespace worlddb {
 
 namespace quadtree_detail {
-// Bytes per leaf entry: x, y (f64) and row (u32).
-inline constexpr size_t kEntryBytes = 2 * sizeof(double) + sizeof(uint32_t);
+// Bytes per leaf entry: x, y, z (f64), id (u64) and row (u32).
+inline constexpr size_t kEntryBytes = 3 * sizeof(double) + sizeof(uint64_t) + sizeof(uint32_t);
 // Leaf capacities (entries): the allocator's size classes (four per doubling,
 // from 160 bytes) divided by kEntryBytes, so a leaf allocation is nearly all
 // payload. cap[0] == 0 means "no storage".
@@ -68,18 +74,29 @@ class QuadTree {
     double d2;     // squared distance to the query point
     uint64_t key;  // tie-break key supplied by the caller (the entity id)
     double x, y;   // the entry's position
+    double z = 0;  // the entry's stored z and id
+    uint64_t id = 0;
   };
+  // Pass as Nearest()'s `key` to tie-break by the stored ids.
+  struct StoredId {};
 
   explicit QuadTree(const Rect& world);
   ~QuadTree();
   QuadTree(const QuadTree&) = delete;
   QuadTree& operator=(const QuadTree&) = delete;
 
-  void Insert(uint32_t row, double x, double y);
+  void Insert(uint32_t row, double x, double y, double z = 0, uint64_t id = 0);
   // Inserts n entries; faster than n Insert() calls (builds leaves by
-  // partitioning rather than by descending once per entry).
-  void BulkInsert(const uint32_t* rows, const double* xs, const double* ys, size_t n);
+  // partitioning rather than by descending once per entry). zs and ids may
+  // be null (zeros).
+  void BulkInsert(const uint32_t* rows, const double* xs, const double* ys, size_t n) {
+    BulkInsert(rows, xs, ys, nullptr, nullptr, n);
+  }
+  void BulkInsert(const uint32_t* rows, const double* xs, const double* ys, const double* zs,
+                  const uint64_t* ids, size_t n);
+  // Moves row to (x, y); the 4-argument form also sets its z.
   void Move(uint32_t row, double x, double y);
+  void Move(uint32_t row, double x, double y, double z);
   void Remove(uint32_t row);
   // The owner moved row `from` to row `to` (dense tables fill a hole with their
   // last row). `to` must not be present; afterwards `from` is not present.
@@ -96,10 +113,14 @@ class QuadTree {
   bool Contains(uint32_t row) const;
   double X(uint32_t row) const;
   double Y(uint32_t row) const;
+  double Z(uint32_t row) const;
+  uint64_t Id(uint32_t row) const;
   size_t size() const;
 
-  // Visitors are called as v(uint32_t row, double x, double y) and return true
-  // to go on or false to stop. Return false iff a visitor stopped the walk.
+  // Visitors are called as v(uint32_t row, double x, double y), or, if they
+  // take them, v(uint32_t row, double x, double y, double z, uint64_t id),
+  // and return true to go on or false to stop. Return false iff a visitor
+  // stopped the walk.
   template <class Visitor>
   bool VisitCircle(double cx, double cy, double r, Visitor&& v) const;
   template <class Visitor>
@@ -108,7 +129,8 @@ class QuadTree {
   bool VisitAll(Visitor&& v) const;
 
   // The k entries nearest to (cx, cy) among those for which accept(row) is
-  // true, ordered by (d2, key(row)) ascending; `out` is replaced.
+  // true, ordered by (d2, key(row)) ascending; `out` is replaced. With
+  // key = StoredId{} the key is the entry's stored id.
   template <class Accept, class Key>
   void Nearest(double cx, double cy, size_t k, Accept&& accept, Key&& key,
                std::vector<Neighbor>* out) const;
@@ -127,8 +149,9 @@ class QuadTree {
   //     children of a node are 4 consecutive nodes (quadrant q = (x >= mid_x) |
   //     ((y >= mid_y) << 1)). Freed child groups go to free_groups_.
   //   * A leaf owns one allocation of capacity `cap` entries laid out as
-  //     xs[cap] | ys[cap] | rows[cap] (u32). Capacities follow kCapTable (the
-  //     allocator's size classes divided by 20 bytes), so leaves stay well filled.
+  //     xs[cap] | ys[cap] | zs[cap] | ids[cap] (u64) | rows[cap] (u32).
+  //     Capacities follow kCapTable (the allocator's size classes divided by
+  //     36 bytes), so leaves stay well filled.
   //   * The row map is chunked (kChunkRows refs per chunk, allocated lazily);
   //     a ref is one u32: leaf << 8 | slot. A location that does not fit
   //     (slot >= 255, only in a depth-capped leaf of coincident points, or a
@@ -168,7 +191,8 @@ class QuadTree {
     uint32_t node;
   };
   struct BulkEntry {
-    double x, y;
+    double x, y, z;
+    uint64_t id;
     uint32_t row;
     uint32_t q;  // quadrant scratch
   };
@@ -176,8 +200,29 @@ class QuadTree {
   static uint32_t Cap(const Node& n) { return kCapTable.cap[n.cap_class]; }
   static double* Xs(const Node& n) { return static_cast<double*>(n.data); }
   static double* Ys(const Node& n) { return static_cast<double*>(n.data) + Cap(n); }
+  static double* Zs(const Node& n) { return static_cast<double*>(n.data) + 2 * size_t{Cap(n)}; }
+  static uint64_t* Ids(const Node& n) {
+    return reinterpret_cast<uint64_t*>(static_cast<double*>(n.data) + 3 * size_t{Cap(n)});
+  }
   static uint32_t* Rows(const Node& n) {
-    return reinterpret_cast<uint32_t*>(static_cast<double*>(n.data) + 2 * size_t{Cap(n)});
+    return reinterpret_cast<uint32_t*>(static_cast<double*>(n.data) + 4 * size_t{Cap(n)});
+  }
+  // Copies entry `from` of leaf a to slot `to` of leaf b (b may be a).
+  static void CopyEntry(const Node& a, uint32_t from, const Node& b, uint32_t to) {
+    Xs(b)[to] = Xs(a)[from];
+    Ys(b)[to] = Ys(a)[from];
+    Zs(b)[to] = Zs(a)[from];
+    Ids(b)[to] = Ids(a)[from];
+    Rows(b)[to] = Rows(a)[from];
+  }
+  // Calls a visitor on leaf entry i (see VisitCircle).
+  template <class Visitor>
+  static bool Call(Visitor& v, const Node& n, uint32_t i) {
+    if constexpr (std::is_invocable_v<Visitor&, uint32_t, double, double, double, uint64_t>) {
+      return v(Rows(n)[i], Xs(n)[i], Ys(n)[i], Zs(n)[i], Ids(n)[i]);
+    } else {
+      return v(Rows(n)[i], Xs(n)[i], Ys(n)[i]);
+    }
   }
   static bool InBox(const Node& n, double x, double y) {
     return x >= n.min_x && y >= n.min_y &&
@@ -251,11 +296,11 @@ class QuadTree {
   uint32_t AllocGroup();
   uint32_t MakeChildren(uint32_t node);
   uint32_t Descend(uint32_t from, double x, double y) const;
-  void Append(uint32_t leaf, uint32_t row, double x, double y);
+  void Append(uint32_t leaf, uint32_t row, double x, double y, double z, uint64_t id);
   void Split(uint32_t leaf);
   void RemoveAt(uint32_t leaf, uint32_t slot);
   void TryMerge(uint32_t leaf);
-  void MoveSlow(uint32_t row, Loc loc, double x, double y);
+  void MoveSlow(uint32_t row, Loc loc, double x, double y, double z);
   void BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t m, const Rect* box);
   static std::vector<Neighbor>& NearestScratch();
 
@@ -330,6 +375,18 @@ inline double QuadTree::Y(uint32_t row) const {
   return Ys(nodes_[loc.leaf])[loc.slot];
 }
 
+inline double QuadTree::Z(uint32_t row) const {
+  assert(Contains(row));
+  const Loc loc = Locate(row);
+  return Zs(nodes_[loc.leaf])[loc.slot];
+}
+
+inline uint64_t QuadTree::Id(uint32_t row) const {
+  assert(Contains(row));
+  const Loc loc = Locate(row);
+  return Ids(nodes_[loc.leaf])[loc.slot];
+}
+
 inline void QuadTree::PrefetchNode(uint32_t row) const {
   const char* node = reinterpret_cast<const char*>(&nodes_[Locate(row).leaf]);
   __builtin_prefetch(node);  // a 56-byte node may straddle two cache lines
@@ -341,6 +398,7 @@ inline void QuadTree::PrefetchEntry(uint32_t row) const {
   const Node& n = nodes_[loc.leaf];
   __builtin_prefetch(Xs(n) + loc.slot, 1);
   __builtin_prefetch(Ys(n) + loc.slot, 1);
+  __builtin_prefetch(Zs(n) + loc.slot, 1);
 }
 
 inline void QuadTree::Move(uint32_t row, double x, double y) {
@@ -352,7 +410,20 @@ inline void QuadTree::Move(uint32_t row, double x, double y) {
     Ys(n)[loc.slot] = y;
     return;
   }
-  MoveSlow(row, loc, x, y);
+  MoveSlow(row, loc, x, y, Zs(n)[loc.slot]);
+}
+
+inline void QuadTree::Move(uint32_t row, double x, double y, double z) {
+  assert(Contains(row));
+  const Loc loc = Locate(row);
+  Node& n = nodes_[loc.leaf];
+  if (InBox(n, x, y)) [[likely]] {
+    Xs(n)[loc.slot] = x;
+    Ys(n)[loc.slot] = y;
+    Zs(n)[loc.slot] = z;
+    return;
+  }
+  MoveSlow(row, loc, x, y, z);
 }
 
 // ---- Queries ---------------------------------------------------------------------
@@ -365,11 +436,8 @@ bool QuadTree::VisitSubtree(uint32_t node, Visitor& v) const {
   while (sp > 0) {
     const Node& n = nodes_[stack[--sp]];
     if (n.child == kNil) {
-      const double* xs = Xs(n);
-      const double* ys = xs + Cap(n);
-      const uint32_t* rows = Rows(n);
       for (uint32_t i = 0, e = n.count; i < e; ++i) {
-        if (!v(rows[i], xs[i], ys[i])) return false;
+        if (!Call(v, n, i)) return false;
       }
     } else {
       for (uint32_t q = 0; q < 4; ++q) stack[sp++] = n.child + 3 - q;
@@ -395,10 +463,9 @@ bool QuadTree::VisitCircle(double cx, double cy, double r, Visitor&& v) const {
       const Node& n = nodes_[b.leaves[j]];
       const double* xs = Xs(n);
       const double* ys = xs + Cap(n);
-      const uint32_t* rows = Rows(n);
       if (!ScanLeaf(
               n.count, [&](uint32_t i) { return SquaredDistance(xs[i], ys[i], cx, cy) <= rr; },
-              [&](uint32_t i) { return v(rows[i], xs[i], ys[i]); })) {
+              [&](uint32_t i) { return Call(v, n, i); })) {
         return false;
       }
     }
@@ -437,10 +504,9 @@ bool QuadTree::VisitRect(const Rect& rect, Visitor&& v) const {
       const Node& n = nodes_[b.leaves[j]];
       const double* xs = Xs(n);
       const double* ys = xs + Cap(n);
-      const uint32_t* rows = Rows(n);
       if (!ScanLeaf(
               n.count, [&](uint32_t i) { return rect.Contains(xs[i], ys[i]); },
-              [&](uint32_t i) { return v(rows[i], xs[i], ys[i]); })) {
+              [&](uint32_t i) { return Call(v, n, i); })) {
         return false;
       }
     }
@@ -498,8 +564,8 @@ void QuadTree::Nearest(double cx, double cy, size_t k, Accept&& accept, Key&& ke
   const double everything = BoxMaxD2(nodes_[0], cx, cy);  // r^2 past this holds all entries
   for (;;) {
     cand.clear();
-    VisitCircle(cx, cy, r, [&](uint32_t row, double x, double y) {
-      if (accept(row)) cand.push_back({row, SquaredDistance(x, y, cx, cy), 0, x, y});
+    VisitCircle(cx, cy, r, [&](uint32_t row, double x, double y, double z, uint64_t id) {
+      if (accept(row)) cand.push_back({row, SquaredDistance(x, y, cx, cy), 0, x, y, z, id});
       return true;
     });
     if (cand.size() >= k || r * r >= everything) break;
@@ -517,7 +583,13 @@ void QuadTree::Nearest(double cx, double cy, size_t k, Accept&& accept, Key&& ke
         std::partition(cand.begin(), cand.end(), [kth](const Neighbor& n) { return n.d2 <= kth; }),
         cand.end());
   }
-  for (Neighbor& n : cand) n.key = static_cast<uint64_t>(key(n.row));
+  for (Neighbor& n : cand) {
+    if constexpr (std::is_same_v<std::decay_t<Key>, StoredId>) {
+      n.key = n.id;
+    } else {
+      n.key = static_cast<uint64_t>(key(n.row));
+    }
+  }
   const size_t keep = std::min(k, cand.size());
   std::partial_sort(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(keep), cand.end(),
                     NeighborLess);

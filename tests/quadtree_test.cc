@@ -609,6 +609,56 @@ TEST(QuadTreeTest, SmallBulkInsertAndEmptyBatch) {
   EXPECT_EQ(t.CheckInvariants(), "");
 }
 
+TEST(QuadTreeTest, BulkInsertStoresZAndId) {
+  QuadTree t(kWorld);
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(0, 100);
+  std::vector<uint32_t> rows;
+  std::vector<double> xs, ys, zs;
+  std::vector<uint64_t> ids;
+  for (uint32_t i = 0; i < 5000; ++i) {
+    rows.push_back(i);
+    xs.push_back(u(rng));
+    ys.push_back(u(rng));
+    zs.push_back(u(rng) - 50);
+    ids.push_back(uint64_t{1} << 40 | i);
+  }
+  // Two batches: the second lands on a non-empty tree (leaves join the batch).
+  t.BulkInsert(rows.data(), xs.data(), ys.data(), zs.data(), ids.data(), 2500);
+  t.BulkInsert(rows.data() + 2500, xs.data() + 2500, ys.data() + 2500, zs.data() + 2500,
+               ids.data() + 2500, 2500);
+  ASSERT_EQ(t.CheckInvariants(), "");
+  for (uint32_t i = 0; i < 5000; ++i) {
+    ASSERT_EQ(t.Z(i), zs[i]);
+    ASSERT_EQ(t.Id(i), ids[i]);
+  }
+  size_t seen = 0;
+  t.VisitRect(Rect{0, 0, 100, 100}, [&](uint32_t row, double x, double y, double z, uint64_t id) {
+    EXPECT_EQ(x, xs[row]);
+    EXPECT_EQ(y, ys[row]);
+    EXPECT_EQ(z, zs[row]);
+    EXPECT_EQ(id, ids[row]);
+    ++seen;
+    return true;
+  });
+  EXPECT_EQ(seen, 5000u);
+  // Nearest with the stored ids as keys hands back z and id too.
+  std::vector<Neighbor> nn;
+  t.Nearest(
+      50, 50, 8, [](uint32_t) { return true; }, QuadTree::StoredId{}, &nn);
+  ASSERT_EQ(nn.size(), 8u);
+  for (const Neighbor& n : nn) {
+    EXPECT_EQ(n.key, ids[n.row]);
+    EXPECT_EQ(n.id, ids[n.row]);
+    EXPECT_EQ(n.z, zs[n.row]);
+  }
+  // Without zs/ids the payload is zero.
+  QuadTree plain(kWorld);
+  plain.BulkInsert(rows.data(), xs.data(), ys.data(), rows.size());
+  EXPECT_EQ(plain.Z(17), 0.0);
+  EXPECT_EQ(plain.Id(17), 0u);
+}
+
 TEST(QuadTreeTest, MemoryBytesTracksContents) {
   QuadTree t(kWorld);
   const size_t empty = t.MemoryBytes();
@@ -616,8 +666,9 @@ TEST(QuadTreeTest, MemoryBytesTracksContents) {
   std::uniform_real_distribution<double> u(0, 100);
   for (uint32_t i = 0; i < 10000; ++i) t.Insert(i, u(rng), u(rng));
   const size_t full = t.MemoryBytes();
-  EXPECT_GT(full, empty + 10000 * 20);
-  EXPECT_LT(full, empty + 10000 * 40);
+  // 36 bytes per entry (x, y, z, id, row) in well-filled leaves.
+  EXPECT_GT(full, empty + 10000 * 36);
+  EXPECT_LT(full, empty + 10000 * 64);
   // In-place moves change nothing structural.
   const size_t leaves = t.LeafCount();
   for (uint32_t i = 0; i < 10000; ++i) t.Move(i, t.X(i), t.Y(i));
@@ -663,6 +714,18 @@ void RunDifferential(Layout layout, uint64_t seed, int ops) {
     }
     return {0, 0};
   };
+  // Each row's stored z and id, which must follow it through moves, splits,
+  // merges, removals of other rows and renames.
+  std::unordered_map<uint32_t, std::pair<double, uint64_t>> payload;
+  uint64_t next_id = 1000;
+  const auto check_payload = [&](double cx, double cy, double r) {
+    t.VisitCircle(cx, cy, r, [&](uint32_t row, double, double, double z, uint64_t id) {
+      const auto& want = payload.at(row);
+      EXPECT_EQ(z, want.first) << "row " << row;
+      EXPECT_EQ(id, want.second) << "row " << row;
+      return true;
+    });
+  };
   std::vector<uint32_t> live;  // rows present
   uint32_t next_row = 0;
   std::vector<uint32_t> free_rows;  // removed rows, reused
@@ -671,6 +734,7 @@ void RunDifferential(Layout layout, uint64_t seed, int ops) {
       const auto c = fresh();
       const double r = unit(rng) < 0.2 ? 0 : unit(rng) * unit(rng) * 300;
       ASSERT_EQ(CircleRows(t, c.first, c.second, r), m.Circle(c.first, c.second, r));
+      check_payload(c.first, c.second, r);
       const Rect rect{c.first - unit(rng) * 100, c.second - unit(rng) * 100,
                       c.first + unit(rng) * 100,
                       c.second + (unit(rng) < 0.1 ? 0 : unit(rng) * 100)};
@@ -692,7 +756,9 @@ void RunDifferential(Layout layout, uint64_t seed, int ops) {
         row = next_row++;
       }
       const auto p = fresh();
-      t.Insert(row, p.first, p.second);
+      const double z = std::floor(unit(rng) * 1000) - 500;
+      t.Insert(row, p.first, p.second, z, next_id);
+      payload[row] = {z, next_id++};
       m.pos[row] = p;
       live.push_back(row);
     } else if (dice < 0.6) {  // small move
@@ -701,18 +767,27 @@ void RunDifferential(Layout layout, uint64_t seed, int ops) {
       const double step = layout == Layout::kGrid ? 25.0 : (unit(rng) < 0.5 ? 0.01 : 3.0);
       const auto np =
           clamp(p.first + (unit(rng) - 0.5) * 2 * step, p.second + (unit(rng) - 0.5) * 2 * step);
-      t.Move(row, np.first, np.second);
+      if (rng() % 2 == 0) {
+        const double z = unit(rng);
+        t.Move(row, np.first, np.second, z);
+        payload[row].first = z;
+      } else {
+        t.Move(row, np.first, np.second);  // keeps z
+      }
       p = np;
     } else if (dice < 0.72) {  // teleport
       const uint32_t row = live[rng() % live.size()];
       const auto np = fresh();
-      t.Move(row, np.first, np.second);
+      const double z = unit(rng);
+      t.Move(row, np.first, np.second, z);
+      payload[row].first = z;
       m.pos[row] = np;
     } else if (dice < 0.9) {  // remove
       const size_t i = rng() % live.size();
       const uint32_t row = live[i];
       t.Remove(row);
       m.pos.erase(row);
+      payload.erase(row);
       live[i] = live.back();
       live.pop_back();
       free_rows.push_back(row);
@@ -729,6 +804,8 @@ void RunDifferential(Layout layout, uint64_t seed, int ops) {
       t.Rename(from, to);
       m.pos[to] = m.pos[from];
       m.pos.erase(from);
+      payload[to] = payload.at(from);
+      payload.erase(from);
       live[i] = to;
       free_rows.push_back(from);
     }
@@ -739,6 +816,7 @@ void RunDifferential(Layout layout, uint64_t seed, int ops) {
         live.pop_back();
         t.Remove(row);
         m.pos.erase(row);
+        payload.erase(row);
         free_rows.push_back(row);
       }
       ASSERT_EQ(t.CheckInvariants(), "");
@@ -757,7 +835,10 @@ void RunDifferential(Layout layout, uint64_t seed, int ops) {
     ASSERT_TRUE(t.Contains(row));
     ASSERT_EQ(t.X(row), p.first);
     ASSERT_EQ(t.Y(row), p.second);
+    ASSERT_EQ(t.Z(row), payload.at(row).first);
+    ASSERT_EQ(t.Id(row), payload.at(row).second);
   }
+  check_payload(0, 0, 1e6);
   for (uint32_t row : free_rows) ASSERT_FALSE(t.Contains(row));
   std::vector<uint32_t> want;
   for (const auto& [row, p] : m.pos) want.push_back(row);
