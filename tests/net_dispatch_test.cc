@@ -412,6 +412,17 @@ TEST_F(DispatchTest, DensityCountsPerCell) {
   EXPECT_EQ(d->total(), 10u);
 }
 
+// Found by net_request_fuzzer: finite corners whose width (or width times the
+// cell count) overflows made a cell index out of inf (UBSan: undefined).
+TEST_F(DispatchTest, DensityRectangleWhoseWidthOverflowsIsInvalid) {
+  EXPECT_EQ(Call(Density(4, -1.5e308, -1, 1.5e308, 1, 2, 1)).code(), fb::ErrorCode_InvalidArgument);
+  EXPECT_EQ(Call(Density(4, -1, -1.5e308, 1, 1.5e308, 1, 2)).code(), fb::ErrorCode_InvalidArgument);
+  // Width finite, width x nx not.
+  EXPECT_EQ(Call(Density(4, -5e307, -1, 5e307, 1, 4, 1)).code(), fb::ErrorCode_InvalidArgument);
+  // Wide but representable: answered.
+  EXPECT_EQ(Call(Density(4, -1e300, -1e300, 1e300, 1e300, 4, 4)).code(), fb::ErrorCode_Ok);
+}
+
 TEST_F(DispatchTest, DensityWithZeroCellsIsInvalid) {
   EXPECT_EQ(Call(Density(4, 0, 0, 1, 1, 0, 1)).code(), fb::ErrorCode_InvalidArgument);
 }
