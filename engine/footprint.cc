@@ -86,7 +86,7 @@ double IndexBytesPerEntry(uint64_t n, uint64_t b) {
 }  // namespace
 
 double TableBytesPerRow(const KindDef& def, uint32_t avg_string_bytes) {
-  double bytes = sizeof(uint64_t) + sizeof(double);  // id, z
+  double bytes = sizeof(uint64_t);  // id (z lives in the index's leaves)
   for (const ColumnDef& c : def.columns) {
     bytes += static_cast<double>(ValueBytes(c.type));
     if (c.type == ColumnType::kString) {

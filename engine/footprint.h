@@ -5,7 +5,7 @@
 // reported as StatsReply.memory_bytes and as the benchmarks'
 // bytes_per_entity): capacities, not sizes, so a half-used chunk counts whole.
 //
-//   * table: id (8) and z (8) plus each column's value, in chunks of
+//   * table: id (8) plus each column's value, in chunks of
 //     kChunkRows rows per kind per shard; a string column holds a
 //     std::string per row plus, past the inline buffer, its heap capacity
 //     (measured by assigning a string of the assumed average length, as the
@@ -15,7 +15,8 @@
 //     (IdMap::ReservedCapacity, the policy itself);
 //   * index: a QuadTree built from a sample of up to kIndexSample uniformly
 //     spread points per shard, inserted in batches as the shard inserts new
-//     entities (BulkInsert): leaf entries, nodes, the row map. Clustered
+//     entities (BulkInsert): leaf entries (x, y, z, a copy of the id, the
+//     row), nodes, the row map. Clustered
 //     worlds cost a few bytes more per entity (docs/benchmarks.md).
 //
 // Thread safety: pure functions (the sample tree is local).

@@ -12,7 +12,8 @@
 namespace worlddb {
 
 struct Shard::KindStore {
-  KindStore(const KindDef& def, const Rect& world) : table(def), tree(world) {}
+  // The table reads z from the tree (the leaves hold it for queries).
+  KindStore(const KindDef& def, const Rect& world) : table(def, &tree), tree(world) {}
   Table table;
   QuadTree tree;
 };
@@ -401,9 +402,7 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
     const fb::Move* m = b.moves()->Get(i);
     const IdMap::Location loc = IdMap::Unpack(move_locs_[k++]);
     KindStore& ks = *kinds_[loc.kind];
-    const double z = Canonical(m->z());
-    ks.tree.Move(loc.row, Canonical(m->x()), Canonical(m->y()), z);
-    ks.table.set_z(loc.row, z);
+    ks.tree.Move(loc.row, Canonical(m->x()), Canonical(m->y()), Canonical(m->z()));
   });
   ws.moved = k;
   k = 0;
@@ -441,9 +440,8 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
                           const IdMap::Location l = IdMap::Unpack(*loc);
                           if (l.kind == kind) {
                             KindStore& ks = *kinds_[kind];
-                            const double z = Canonical(u->z());
-                            ks.tree.Move(l.row, Canonical(u->x()), Canonical(u->y()), z);
-                            ks.table.set_z(l.row, z);
+                            ks.tree.Move(l.row, Canonical(u->x()), Canonical(u->y()),
+                                         Canonical(u->z()));
                             ks.table.ResetColumns(l.row, schema_->kind(kind));
                             WriteCells(kind, l.row, u->cells());
                             ++ws.replaced;
@@ -906,7 +904,7 @@ bool Shard::Get(uint64_t id, Entity* out) const {
   out->kind = l.kind;
   out->x = ks.tree.X(l.row);
   out->y = ks.tree.Y(l.row);
-  out->z = ks.table.z(l.row);
+  out->z = ks.tree.Z(l.row);
   out->columns.clear();
   for (size_t c = 0; c < ks.table.column_count(); ++c)
     out->columns.push_back(ks.table.column(c).Get(l.row));
@@ -938,7 +936,7 @@ Status Shard::GetMany(const uint64_t* ids, size_t n, const std::string& kind,
     out->kinds.push_back(l.kind);
     out->x.push_back(ks.tree.X(l.row));
     out->y.push_back(ks.tree.Y(l.row));
-    out->z.push_back(ks.table.z(l.row));
+    out->z.push_back(ks.tree.Z(l.row));
     for (size_t c = 0; c < cq.columns.size(); ++c) {
       AppendColumn(ks.table.column(cq.columns[c]), l.row, &out->columns[c].data);
     }
@@ -978,9 +976,9 @@ std::string Shard::CheckInvariants() const {
       }
       if (!ks.tree.Contains(r))
         return "kind " + std::to_string(kd) + " row " + std::to_string(r) + ": not indexed";
-      if (ks.tree.Id(r) != ks.table.id(r) || ks.tree.Z(r) != ks.table.z(r)) {
+      if (ks.tree.Id(r) != ks.table.id(r)) {
         return "kind " + std::to_string(kd) + " row " + std::to_string(r) +
-               ": the index's id/z copy disagrees with the table";
+               ": the index's copy of the id disagrees with the table";
       }
     }
     rows += ks.table.size();

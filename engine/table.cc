@@ -4,7 +4,7 @@
 
 namespace worlddb {
 
-Table::Table(const KindDef& def) {
+Table::Table(const KindDef& def, const QuadTree* positions) : positions_(positions) {
   for (const ColumnDef& c : def.columns) columns_.push_back(std::make_unique<Column>(c.type));
 }
 
@@ -13,7 +13,7 @@ uint32_t Table::Append(uint64_t id, double z, const KindDef& def) {
   if (row == reserved_) {
     const uint32_t next = reserved_ + static_cast<uint32_t>(kChunkRows);
     ids_.Reserve(next);
-    z_.Reserve(next);
+    if (!positions_) z_.Reserve(next);
     for (size_t c = 0; c < columns_.size(); ++c) {
       columns_[c]->Resize(reserved_, next, def.columns[c].default_value);
     }
@@ -22,7 +22,7 @@ uint32_t Table::Append(uint64_t id, double z, const KindDef& def) {
     ResetColumns(row, def);
   }
   ids_[row] = id;
-  z_[row] = z;
+  if (!positions_) z_[row] = z;
   ++size_;
   return row;
 }
@@ -36,7 +36,7 @@ uint32_t Table::Remove(uint32_t row) {
   uint32_t moved = kNoRow;
   if (row != last) {
     ids_[row] = ids_[last];
-    z_[row] = z_[last];
+    if (!positions_) z_[row] = z_[last];
     for (auto& c : columns_) c->CopyRow(last, row);
     moved = last;
   }

@@ -1,7 +1,9 @@
 // Table: the rows of one kind in one shard, stored column by column
 // (structure of arrays): entity ids, z, and one Column per declared column.
 // x and y live in the kind's QuadTree next to the row number (see
-// index/quadtree.h), so the table never duplicates them.
+// index/quadtree.h), so the table never duplicates them; a table built with
+// its kind's tree (`positions`) reads z there too and keeps no z column (the
+// shard's case: the tree's leaves hold z and id for queries).
 //
 // Rows are dense: removing a row moves the last row into the hole, so scans
 // never skip and memory follows the live count. Growth adds one chunk of
@@ -10,12 +12,14 @@
 // Thread safety: none; owned by one shard's thread.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "engine/column.h"
 #include "engine/schema.h"
+#include "index/quadtree.h"
 
 namespace worlddb {
 
@@ -23,17 +27,17 @@ class Table {
  public:
   static constexpr uint32_t kNoRow = UINT32_MAX;
 
-  explicit Table(const KindDef& def);
+  // With `positions` (the kind's tree, which must hold every row of this
+  // table), z is the tree's: Append ignores its z and set_z must not be used
+  // (QuadTree::Move sets z).
+  explicit Table(const KindDef& def, const QuadTree* positions = nullptr);
 
   uint32_t size() const { return size_; }
   uint64_t id(uint32_t row) const { return ids_[row]; }
-  double z(uint32_t row) const { return z_[row]; }
-  void set_z(uint32_t row, double z) { z_[row] = z; }
-  // Starts loading row's id and z into the cache (query materialization: rows
-  // that are near in space are scattered in the table).
-  void Prefetch(uint32_t row) const {
-    __builtin_prefetch(&ids_[row]);
-    __builtin_prefetch(&z_[row]);
+  double z(uint32_t row) const { return positions_ ? positions_->Z(row) : z_[row]; }
+  void set_z(uint32_t row, double z) {
+    assert(positions_ == nullptr);
+    z_[row] = z;
   }
   Column& column(size_t c) { return *columns_[c]; }
   const Column& column(size_t c) const { return *columns_[c]; }
@@ -54,6 +58,7 @@ class Table {
   size_t MemoryBytes() const;
 
  private:
+  const QuadTree* positions_;
   uint32_t size_ = 0;
   uint32_t reserved_ = 0;
   ChunkedArray<uint64_t> ids_;

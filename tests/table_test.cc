@@ -97,6 +97,29 @@ TEST(TableTest, AlterDropsAndAddsWithoutTouchingOtherColumns) {
   EXPECT_EQ(t.column(4).GetI64(r), 9);
 }
 
+TEST(TableTest, ZComesFromThePositionsTree) {
+  const KindDef def = Def();
+  QuadTree tree(Rect{0, 0, 100, 100});
+  Table t(def, &tree);
+  Table plain(def);
+  for (uint32_t i = 0; i < 10; ++i) {
+    const uint32_t r = t.Append(100 + i, 999.0, def);  // z ignored: the tree's counts
+    plain.Append(100 + i, 999.0, def);
+    tree.Insert(r, i, i, 0.5 * i, 100 + i);
+  }
+  EXPECT_EQ(t.z(3), 1.5);
+  tree.Move(3, 50, 50, -7.25);
+  EXPECT_EQ(t.z(3), -7.25);
+  // Removing row 3 moves row 9 into it; the owner renames in the tree.
+  tree.Remove(3);
+  EXPECT_EQ(t.Remove(3), 9u);
+  tree.Rename(9, 3);
+  EXPECT_EQ(t.id(3), 109u);
+  EXPECT_EQ(t.z(3), 4.5);
+  // No z column: one chunk of z fewer than a table that keeps z itself.
+  EXPECT_EQ(plain.MemoryBytes() - t.MemoryBytes(), kChunkRows * sizeof(double));
+}
+
 TEST(Utf8Test, AcceptsValidSequences) {
   for (const char* s :
        {"", "ascii", "\xC3\xA9t\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xF4\x8F\xBF\xBF"}) {
