@@ -431,29 +431,28 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
   k = 0;
   auto upsert_id = [&](uint32_t i) { return b.upserts()->Get(i)->id(); };
   auto map_prefetch = [&](uint64_t id) { id_map_.Prefetch(id); };
-  ForEachIdPrefetched(part.all, part.upserts, n_up, upsert_id, map_prefetch,
-                      [&](uint32_t i, uint64_t id) {
-                        const fb::Upsert* u = b.upserts()->Get(i);
-                        const uint16_t kind = upsert_kinds_[k++];
-                        uint64_t* loc = id_map_.Find(id);
-                        if (loc) {
-                          const IdMap::Location l = IdMap::Unpack(*loc);
-                          if (l.kind == kind) {
-                            KindStore& ks = *kinds_[kind];
-                            ks.tree.Move(l.row, Canonical(u->x()), Canonical(u->y()),
-                                         Canonical(u->z()));
-                            ks.table.ResetColumns(l.row, schema_->kind(kind));
-                            WriteCells(kind, l.row, u->cells());
-                            ++ws.replaced;
-                            return true;
-                          }
-                          RemoveEntity(l.kind, l.row);  // the kind changed: re-created below
-                          ++ws.replaced;
-                          ++recreated;
-                        }
-                        creations.push_back(k - 1);
-                        return true;
-                      });
+  ForEachIdPrefetched(
+      part.all, part.upserts, n_up, upsert_id, map_prefetch, [&](uint32_t i, uint64_t id) {
+        const fb::Upsert* u = b.upserts()->Get(i);
+        const uint16_t kind = upsert_kinds_[k++];
+        uint64_t* loc = id_map_.Find(id);
+        if (loc) {
+          const IdMap::Location l = IdMap::Unpack(*loc);
+          if (l.kind == kind) {
+            KindStore& ks = *kinds_[kind];
+            ks.tree.Move(l.row, Canonical(u->x()), Canonical(u->y()), Canonical(u->z()));
+            ks.table.ResetColumns(l.row, schema_->kind(kind));
+            WriteCells(kind, l.row, u->cells());
+            ++ws.replaced;
+            return true;
+          }
+          RemoveEntity(l.kind, l.row);  // the kind changed: re-created below
+          ++ws.replaced;
+          ++recreated;
+        }
+        creations.push_back(k - 1);
+        return true;
+      });
   ws.created = creations.size() - recreated;
   if (!creations.empty()) {
     id_map_.Reserve(id_map_.size() + creations.size());
@@ -819,8 +818,7 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
     }
     auto visit = [&](uint32_t row, double x, double y, double z, uint64_t id) {
       if (!cq.preds.empty() && !cq.Matches(row)) return true;
-      hits.push_back(
-          {with_distance ? SquaredDistance(x, y, q.x, q.y) : 0.0, id, row, kd, x, y, z});
+      hits.push_back({with_distance ? SquaredDistance(x, y, q.x, q.y) : 0.0, id, row, kd, x, y, z});
       if (!ordered && hits.size() >= limit) {
         *truncated = true;
         return false;
