@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <utility>
+#include <variant>
 
 #include "engine/batch_builder.h"
 #include "engine/schema_codec.h"
@@ -247,6 +248,52 @@ Status DecodeQueryReply(const fb::QueryReply& reply, QueryResult* out,
     }
   }
   if (missing) CopyVector(reply.missing(), missing);
+  return Status::Ok();
+}
+
+Status DecodeQueryBatchReply(const fb::QueryBatchReply& reply, std::vector<QueryResult>* out) {
+  out->clear();
+  const size_t n = reply.rows() ? reply.rows()->size() : 0;
+  if ((reply.counts() ? reply.counts()->size() : 0) != n ||
+      (reply.truncated() ? reply.truncated()->size() : 0) != n) {
+    return Status::Corruption("query batch reply: rows, counts and truncated differ in length");
+  }
+  QueryResult all;
+  if (reply.result()) WORLDDB_RETURN_IF_ERROR(DecodeQueryReply(*reply.result(), &all));
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < n; ++i) total += reply.rows()->Get(i);
+  if (total != all.rows()) {
+    return Status::Corruption("query batch reply: the queries' row counts add up to " +
+                              std::to_string(total) + ", the result holds " +
+                              std::to_string(all.rows()) + " rows");
+  }
+  out->resize(n);
+  size_t off = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    QueryResult& r = (*out)[i];
+    const size_t m = reply.rows()->Get(i);
+    r.count = reply.counts()->Get(i);
+    r.truncated = reply.truncated()->Get(i) != 0;
+    auto slice = [&](const auto& from, auto* to) {
+      if (!from.empty()) to->assign(from.begin() + off, from.begin() + off + m);
+    };
+    slice(all.ids, &r.ids);
+    slice(all.kinds, &r.kinds);
+    slice(all.x, &r.x);
+    slice(all.y, &r.y);
+    slice(all.z, &r.z);
+    slice(all.distance, &r.distance);
+    for (const ResultColumn& c : all.columns) {
+      ResultColumn col{c.name, c.type, {}};
+      col.data = std::visit(
+          [&](const auto& v) -> ColumnData {
+            return std::decay_t<decltype(v)>(v.begin() + off, v.begin() + off + m);
+          },
+          c.data);
+      r.columns.push_back(std::move(col));
+    }
+    off += m;
+  }
   return Status::Ok();
 }
 
@@ -598,8 +645,10 @@ void Client::SendSchemaChange(std::span<const uint8_t> change, ReplyCallback don
                 fb::CreateSchemaChangeRequest(fbb, bytes).Union(), std::move(done));
 }
 
-void Client::SendQuery(const worlddb::Query& q, ReplyCallback done) {
-  auto& fbb = StartRequest();
+namespace {
+
+flatbuffers::Offset<fb::QueryRequest> EncodeQuery(flatbuffers::FlatBufferBuilder& fbb,
+                                                  const worlddb::Query& q) {
   flatbuffers::Offset<void> shape;
   fb::Shape shape_type = fb::Shape_NONE;
   switch (q.shape) {
@@ -620,9 +669,26 @@ void Client::SendQuery(const worlddb::Query& q, ReplyCallback done) {
   auto kind = q.kind.empty() ? 0 : fbb.CreateString(q.kind);
   auto where = EncodeWhere(fbb, q.where);
   auto columns = EncodeNames(fbb, q.columns);
-  auto body =
-      fb::CreateQueryRequest(fbb, shape_type, shape, kind, where, columns, q.limit, q.count_only);
+  return fb::CreateQueryRequest(fbb, shape_type, shape, kind, where, columns, q.limit,
+                                q.count_only);
+}
+
+}  // namespace
+
+void Client::SendQuery(const worlddb::Query& q, ReplyCallback done) {
+  auto& fbb = StartRequest();
+  auto body = EncodeQuery(fbb, q);
   FinishRequest(fb::RequestBody_QueryRequest, body.Union(), std::move(done));
+}
+
+void Client::SendQueryBatch(const worlddb::Query& q, std::span<const double> x,
+                            std::span<const double> y, ReplyCallback done) {
+  auto& fbb = StartRequest();
+  auto xs = fbb.CreateVector(x.data(), x.size());
+  auto ys = fbb.CreateVector(y.data(), y.size());
+  auto query = EncodeQuery(fbb, q);
+  FinishRequest(fb::RequestBody_QueryBatch, fb::CreateQueryBatch(fbb, query, xs, ys).Union(),
+                std::move(done));
 }
 
 void Client::SendGetByIds(const std::vector<uint64_t>& ids, const std::string& kind,
@@ -702,6 +768,20 @@ Result<QueryResult> Client::Query(const worlddb::Query& query) {
                     const fb::QueryReply* q = r.body_as_QueryReply();
                     if (!q) return WrongBody(r, "QueryReply");
                     return DecodeQueryReply(*q, &out);
+                  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<std::vector<QueryResult>> Client::QueryBatch(const worlddb::Query& q,
+                                                    std::span<const double> x,
+                                                    std::span<const double> y) {
+  std::vector<QueryResult> out;
+  Status s = Call([&](ReplyCallback d) { SendQueryBatch(q, x, y, std::move(d)); },
+                  [&](const fb::Response& r) {
+                    const fb::QueryBatchReply* b = r.body_as_QueryBatchReply();
+                    if (!b) return WrongBody(r, "QueryBatchReply");
+                    return DecodeQueryBatchReply(*b, &out);
                   });
   if (!s.ok()) return s;
   return out;

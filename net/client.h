@@ -154,6 +154,11 @@ class Client {
   Result<QueryResult> Nearest(double x, double y, uint32_t k) {
     return Query(worlddb::Query::Nearest(x, y, k));
   }
+  // One query per centre (x[i], y[i]), all shaped like `q` (its own centre
+  // is ignored; a rectangle keeps its size): one request, one reply
+  // (docs/protocol.md "Query batches"). Answers in centre order.
+  Result<std::vector<QueryResult>> QueryBatch(const worlddb::Query& q, std::span<const double> x,
+                                              std::span<const double> y);
   // q with count_only set: the number of matching entities.
   Result<uint64_t> Count(const worlddb::Query& q);
   Result<DensityResult> Density(const DensityQuery& q);
@@ -175,6 +180,10 @@ class Client {
   void SendPing(ReplyCallback done);
   void SendApply(std::span<const uint8_t> write_batch, Ack ack, ReplyCallback done);
   void SendQuery(const worlddb::Query& q, ReplyCallback done);
+  // The reply's body is a QueryBatchReply (DecodeQueryBatchReply, or
+  // read in place).
+  void SendQueryBatch(const worlddb::Query& q, std::span<const double> x, std::span<const double> y,
+                      ReplyCallback done);
   void SendGetByIds(const std::vector<uint64_t>& ids, const std::string& kind,
                     const std::vector<std::string>& columns, ReplyCallback done);
   void SendDensity(const DensityQuery& q, ReplyCallback done);
@@ -234,6 +243,9 @@ Status ResponseStatus(const fb::Response& r);
 // that the columns have consistent lengths.
 Status DecodeQueryReply(const fb::QueryReply& reply, QueryResult* out,
                         std::vector<uint64_t>* missing = nullptr);
+// Decodes a QueryBatchReply into one QueryResult per query; checks that the
+// per-query row counts add up to the rows the reply holds.
+Status DecodeQueryBatchReply(const fb::QueryBatchReply& reply, std::vector<QueryResult>* out);
 Result<KindsInfo> DecodeKindsReply(const fb::KindsReply& reply);
 Result<Value> DecodeCell(const worlddb::fb::Cell& cell);
 const char* ErrorCodeName(fb::ErrorCode code);

@@ -1,8 +1,10 @@
 #include "net/dispatch.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <variant>
 
 #include "engine/batch_builder.h"
 
@@ -27,7 +29,12 @@ fb::ErrorCode ErrorCodeOf(StatusCode code) {
 
 namespace {
 
-bool Misaligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % alignof(uint64_t) != 0; }
+// Whether a vector of 8-byte scalars cannot be read in place. An empty one
+// can (nothing is read); builders do not align empty vectors' data.
+template <typename T>
+bool Misaligned(const fbs::Vector<T>* v) {
+  return v && v->size() > 0 && reinterpret_cast<uintptr_t>(v->Data()) % alignof(uint64_t) != 0;
+}
 
 // The role a request needs. Hello needs none.
 Role RequiredRole(fb::RequestBody type) {
@@ -253,6 +260,52 @@ Status Dispatcher::DecodeQuery(const fb::QueryRequest& r, Query* q) const {
   return Status::Ok();
 }
 
+Status Dispatcher::CheckBatch(const fb::QueryBatch& b, const Query& tmpl) const {
+  const size_t nx = b.x() ? b.x()->size() : 0, ny = b.y() ? b.y()->size() : 0;
+  if (nx != ny) {
+    return Status::InvalidArgument("query batch: x has " + std::to_string(nx) + " centres, y has " +
+                                   std::to_string(ny) + " (one of each per query)");
+  }
+  if (nx > kMaxBatchQueries) {
+    return Status::InvalidArgument("query batch of " + std::to_string(nx) +
+                                   " queries exceeds the limit of " +
+                                   std::to_string(kMaxBatchQueries) + "; send several batches");
+  }
+  for (uint32_t i = 0; i < nx; ++i) {
+    if (!std::isfinite(b.x()->Get(i)) || !std::isfinite(b.y()->Get(i))) {
+      return Status::InvalidArgument("query batch: centre " + std::to_string(i) + " is not finite");
+    }
+  }
+  // k nearest return k rows each: refuse a batch that must exceed the cap.
+  if (tmpl.shape == Shape::kNearest && !tmpl.count_only) {
+    const uint64_t per = std::min<uint64_t>(tmpl.k, tmpl.limit ? tmpl.limit : tmpl.k);
+    if (per * nx > options_.max_result_rows) {
+      return Status::ResourceExhausted(TooManyRows(per * nx, options_.max_result_rows) +
+                                       " (the batch's rows together)");
+    }
+  }
+  return Status::Ok();
+}
+
+size_t Dispatcher::BatchSize(const fb::Request& request) {
+  const fb::QueryBatch* b = request.body_as_QueryBatch();
+  return b && b->x() ? b->x()->size() : 0;
+}
+
+void Dispatcher::PlaceQuery(const fb::Request& request, size_t i, Query* q) {
+  const fb::QueryBatch* b = request.body_as_QueryBatch();
+  const double x = b->x()->Get(static_cast<uint32_t>(i)), y = b->y()->Get(static_cast<uint32_t>(i));
+  if (q->shape == Shape::kRect) {
+    // Half sizes of the template's rectangle; a non-finite result (a huge
+    // rectangle moved far) is refused by the engine's check, per query.
+    const double hw = (q->rect.max_x - q->rect.min_x) / 2, hh = (q->rect.max_y - q->rect.min_y) / 2;
+    q->rect = Rect{x - hw, y - hh, x + hw, y + hh};
+  } else {
+    q->x = x;
+    q->y = y;
+  }
+}
+
 Dispatcher::Next Dispatcher::Begin(const uint8_t* data, size_t size, Session* session,
                                    fbs::FlatBufferBuilder* fbb, Query* query, uint64_t* request_id,
                                    const fb::Request** verified) const {
@@ -309,6 +362,29 @@ Dispatcher::Next Dispatcher::Begin(const uint8_t* data, size_t size, Session* se
         return Next::kAnswered;
       }
       return Next::kQuery;
+    }
+    case fb::RequestBody_QueryBatch: {
+      const fb::QueryBatch* b = req->body_as_QueryBatch();
+      if (Misaligned(b->x()) || Misaligned(b->y())) {
+        EncodeError(*request_id, fb::ErrorCode_BadMessage,
+                    "query batch: the x or y vector is not 8-byte aligned (malformed FlatBuffer)",
+                    fbb);
+        return Next::kAnswered;
+      }
+      Status s = b->query() ? DecodeQuery(*b->query(), query)
+                            : Status::InvalidArgument("query batch without a template query");
+      if (s.ok()) s = CheckBatch(*b, *query);
+      if (!s.ok()) {
+        fb::ErrorCode code = ErrorCodeOf(s.code());
+        if (s.code() == StatusCode::kResourceExhausted) code = fb::ErrorCode_TooManyRows;
+        EncodeError(*request_id, code, s.message(), fbb);
+        return Next::kAnswered;
+      }
+      if (BatchSize(*req) == 0) {
+        FinishBatch(*request_id, nullptr, nullptr, nullptr, 0, fbb);
+        return Next::kAnswered;
+      }
+      return Next::kBatch;
     }
     case fb::RequestBody_ApplyBatch: {
       const fb::ApplyBatch* a = req->body_as_ApplyBatch();
@@ -386,7 +462,7 @@ void Dispatcher::Inline(const fb::Request& req, Session* session,
       return;
     case fb::RequestBody_GetByIds: {
       const fb::GetByIds* g = req.body_as_GetByIds();
-      if (g->ids() && Misaligned(g->ids()->Data())) {
+      if (Misaligned(g->ids())) {
         EncodeError(id, fb::ErrorCode_BadMessage,
                     "get by ids: the ids vector is not 8-byte aligned (malformed FlatBuffer)", fbb);
         return;
@@ -531,6 +607,150 @@ void Dispatcher::FinishQuery(uint64_t request_id, const Query& query, const Stat
   Finish(request_id, fb::ResponseBody_QueryReply, reply.Union(), fbb);
 }
 
+namespace {
+
+// One vector of the batch reply: the per-query vectors `get(results[i])`
+// concatenated; they must hold `rows` values in all.
+template <typename T, typename Get>
+fbs::Offset<fbs::Vector<T>> Concat(const QueryResult* results, size_t n, size_t rows, Get get,
+                                   fbs::FlatBufferBuilder* fbb) {
+  T* out = nullptr;
+  auto off = fbb->CreateUninitializedVector(rows, &out);
+  for (size_t i = 0; i < n; ++i) {
+    const auto& v = get(results[i]);
+    if (!v.empty()) std::memcpy(out, v.data(), v.size() * sizeof(T));
+    out += v.size();
+  }
+  return off;
+}
+
+}  // namespace
+
+void Dispatcher::FinishBatch(uint64_t request_id, const Query* queries, const Status* statuses,
+                             const QueryResult* results, size_t n,
+                             fbs::FlatBufferBuilder* fbb) const {
+  fbb->Clear();
+  for (size_t i = 0; i < n; ++i) {
+    if (!statuses[i].ok()) {
+      EncodeError(request_id, ErrorCodeOf(statuses[i].code()),
+                  "query " + std::to_string(i) + " of the batch: " + statuses[i].message(), fbb);
+      return;
+    }
+  }
+  // Every vector the reply concatenates must have one value per row; the
+  // engine guarantees it, and a broken guarantee must not become a reply
+  // whose vectors disagree (or a write past the end of one).
+  uint64_t rows = 0;
+  const bool with_distance = n > 0 && queries[0].shape != Shape::kRect;
+  const size_t ncols = n > 0 ? results[0].columns.size() : 0;
+  for (size_t i = 0; i < n; ++i) {
+    const QueryResult& r = results[i];
+    const size_t m = r.rows();
+    bool ok = r.kinds.size() == m && r.x.size() == m && r.y.size() == m && r.z.size() == m &&
+              (!with_distance || r.distance.size() == m) && r.columns.size() == ncols;
+    for (size_t c = 0; ok && c < ncols; ++c) {
+      ok = r.columns[c].type == results[0].columns[c].type &&
+           r.columns[c].data.index() == results[0].columns[c].data.index() &&
+           std::visit([&](const auto& v) { return v.size() == m; }, r.columns[c].data);
+    }
+    if (!ok) {
+      EncodeError(request_id, fb::ErrorCode_Corruption,
+                  "query " + std::to_string(i) +
+                      " of the batch: the engine's result columns "
+                      "have inconsistent lengths (a bug; please report it)",
+                  fbb);
+      return;
+    }
+    rows += m;
+  }
+  if (rows > options_.max_result_rows) {
+    EncodeError(request_id, fb::ErrorCode_TooManyRows,
+                TooManyRows(rows, options_.max_result_rows) + " (the batch's rows together)", fbb);
+    return;
+  }
+  // Columns first (the builder works back to front; order does not matter).
+  std::vector<fbs::Offset<fb::ResultColumn>> cols;
+  cols.reserve(ncols);
+  std::vector<fbs::Offset<fbs::String>> strings;
+  for (size_t c = 0; c < ncols; ++c) {
+    const ResultColumn& first = results[0].columns[c];
+    auto name = fbb->CreateString(first.name);
+    fbs::Offset<fbs::Vector<uint8_t>> b;
+    fbs::Offset<fbs::Vector<int32_t>> i32;
+    fbs::Offset<fbs::Vector<int64_t>> i64;
+    fbs::Offset<fbs::Vector<float>> f32;
+    fbs::Offset<fbs::Vector<double>> f64;
+    fbs::Offset<fbs::Vector<fbs::Offset<fbs::String>>> s;
+    auto column = [c](const QueryResult& r) -> const ColumnData& { return r.columns[c].data; };
+    switch (first.data.index()) {
+      case 0:
+        b = Concat<uint8_t>(
+            results, n, rows, [&](const QueryResult& r) -> auto& { return std::get<0>(column(r)); },
+            fbb);
+        break;
+      case 1:
+        i32 = Concat<int32_t>(
+            results, n, rows, [&](const QueryResult& r) -> auto& { return std::get<1>(column(r)); },
+            fbb);
+        break;
+      case 2:
+        i64 = Concat<int64_t>(
+            results, n, rows, [&](const QueryResult& r) -> auto& { return std::get<2>(column(r)); },
+            fbb);
+        break;
+      case 3:
+        f32 = Concat<float>(
+            results, n, rows, [&](const QueryResult& r) -> auto& { return std::get<3>(column(r)); },
+            fbb);
+        break;
+      case 4:
+        f64 = Concat<double>(
+            results, n, rows, [&](const QueryResult& r) -> auto& { return std::get<4>(column(r)); },
+            fbb);
+        break;
+      default:
+        strings.clear();
+        strings.reserve(rows);
+        for (size_t i = 0; i < n; ++i) {
+          for (const std::string& v : std::get<5>(column(results[i])))
+            strings.push_back(fbb->CreateString(v));
+        }
+        s = fbb->CreateVector(strings);
+        break;
+    }
+    cols.push_back(fb::CreateResultColumn(
+        *fbb, name, static_cast<::worlddb::fb::ColumnType>(first.type), b, i32, i64, f32, f64, s));
+  }
+  auto columns = cols.empty() ? 0 : fbb->CreateVector(cols);
+  auto ids = Concat<uint64_t>(
+      results, n, rows, [](const QueryResult& r) -> auto& { return r.ids; }, fbb);
+  auto kinds = Concat<uint16_t>(
+      results, n, rows, [](const QueryResult& r) -> auto& { return r.kinds; }, fbb);
+  auto x = Concat<double>(
+      results, n, rows, [](const QueryResult& r) -> auto& { return r.x; }, fbb);
+  auto y = Concat<double>(
+      results, n, rows, [](const QueryResult& r) -> auto& { return r.y; }, fbb);
+  auto z = Concat<double>(
+      results, n, rows, [](const QueryResult& r) -> auto& { return r.z; }, fbb);
+  fbs::Offset<fbs::Vector<double>> distance;
+  if (with_distance) {
+    distance = Concat<double>(
+        results, n, rows, [](const QueryResult& r) -> auto& { return r.distance; }, fbb);
+  }
+  auto result = fb::CreateQueryReply(*fbb, rows, false, ids, kinds, x, y, z, distance, columns);
+  uint32_t* row_counts = nullptr;
+  uint64_t* counts = nullptr;
+  uint8_t* truncated = nullptr;
+  auto row_vec = fbb->CreateUninitializedVector(n, &row_counts);
+  for (size_t i = 0; i < n; ++i) row_counts[i] = static_cast<uint32_t>(results[i].rows());
+  auto count_vec = fbb->CreateUninitializedVector(n, &counts);
+  for (size_t i = 0; i < n; ++i) counts[i] = results[i].count;
+  auto trunc_vec = fbb->CreateUninitializedVector(n, &truncated);
+  for (size_t i = 0; i < n; ++i) truncated[i] = results[i].truncated ? 1 : 0;
+  auto reply = fb::CreateQueryBatchReply(*fbb, row_vec, count_vec, trunc_vec, result);
+  Finish(request_id, fb::ResponseBody_QueryBatchReply, reply.Union(), fbb);
+}
+
 void Dispatcher::RunBlocking(const uint8_t* data, size_t size, fbs::FlatBufferBuilder* fbb) const {
   (void)size;
   const fb::Request* req = fb::GetRequest(data);
@@ -605,6 +825,17 @@ void Dispatcher::Handle(const uint8_t* data, size_t size, Session* session,
       Status s;
       engine_->RunMany(&q, 1, &r, &s);
       FinishQuery(id, q, s, r, &fbb);
+      break;
+    }
+    case Next::kBatch: {
+      const fb::Request* req = fb::GetRequest(data);
+      const size_t n = BatchSize(*req);
+      std::vector<Query> queries(n, q);
+      for (size_t i = 0; i < n; ++i) PlaceQuery(*req, i, &queries[i]);
+      std::vector<QueryResult> results(n);
+      std::vector<Status> statuses(n);
+      engine_->RunMany(queries.data(), n, results.data(), statuses.data());
+      FinishBatch(id, queries.data(), statuses.data(), results.data(), n, &fbb);
       break;
     }
     case Next::kBlocking:

@@ -10,6 +10,9 @@
 //   * queries (radius, rectangle, kNN, count): Begin() decodes them into a
 //     worlddb::Query; the server runs many of them, from many connections, in
 //     one Engine::RunMany and encodes each answer with FinishQuery();
+//   * query batches: Begin() decodes the template; BatchSize() and
+//     PlaceQuery() make one Query per centre, which run like queries, and
+//     FinishBatch() encodes their answers into one reply;
 //   * blocking (write batch, create/alter kind, snapshot): they wait for the
 //     log, so the server runs them with RunBlocking() on a writer thread.
 // Handle() does all three synchronously (tests, the fuzzer).
@@ -92,6 +95,7 @@ class Dispatcher {
   enum class Next : uint8_t {
     kAnswered,  // the response is finished in the builder
     kQuery,     // run `*query` (with others), then FinishQuery
+    kBatch,     // `*query` is a batch's template: expand (PlaceQuery), run, FinishBatch
     kBlocking,  // run RunBlocking on a writer thread with the same bytes
   };
 
@@ -108,6 +112,17 @@ class Dispatcher {
   // result for it.
   void FinishQuery(uint64_t request_id, const Query& query, const Status& status,
                    const QueryResult& result, flatbuffers::FlatBufferBuilder* fbb) const;
+
+  // For a request Begin() classified as kBatch (`request` is its `verified`):
+  // the number of queries (1..kMaxBatchQueries), and query i made from a copy
+  // of the template: `*q` (holding that copy) is moved to the i-th centre.
+  static size_t BatchSize(const fb::Request& request);
+  static void PlaceQuery(const fb::Request& request, size_t i, Query* q);
+
+  // Encodes the answers to a batch's n queries (in order) into one
+  // QueryBatchReply, or into the error of the first query that failed.
+  void FinishBatch(uint64_t request_id, const Query* queries, const Status* statuses,
+                   const QueryResult* results, size_t n, flatbuffers::FlatBufferBuilder* fbb) const;
 
   // Runs a request Begin() classified as kBlocking. `data` is the same
   // (aligned) bytes; they are trusted to have passed Begin().
@@ -126,6 +141,7 @@ class Dispatcher {
  private:
   void Inline(const fb::Request& req, Session* session, flatbuffers::FlatBufferBuilder* fbb) const;
   Status DecodeQuery(const fb::QueryRequest& q, Query* out) const;
+  Status CheckBatch(const fb::QueryBatch& b, const Query& tmpl) const;
 
   Engine* engine_;
   DispatchOptions options_;

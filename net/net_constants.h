@@ -27,6 +27,10 @@ inline constexpr uint32_t kMaxWriterThreads = 64;
 // the next (net/server.cc, Process); large enough that the hand-off's cost
 // (a futex wake, a few cache misses) is spread over many queries.
 inline constexpr size_t kMaxQueriesPerRound = 256;
+// Queries in one QueryBatch request, at most. A batch goes to the shards in
+// one round, whatever kMaxQueriesPerRound says, so this bounds a round too.
+// A zone server with more players than this sends several batches.
+inline constexpr size_t kMaxBatchQueries = 4096;
 // Between rounds, a connection's responses are sent once this many bytes wait
 // (the rest go out when the loop iteration ends).
 inline constexpr size_t kEarlyFlushBytes = size_t{64} << 10;
@@ -45,6 +49,8 @@ static_assert(kDefaultMaxOutputBufferBytes >= kDefaultMaxFrameBytes,
               "the output cap must hold at least one maximal response");
 static_assert(kDefaultMaxConnections > 0 && kDefaultMaxResultRows > 0);
 static_assert(kDefaultWriterThreads >= 1 && kDefaultWriterThreads <= kMaxWriterThreads);
+static_assert(kMaxBatchQueries >= kMaxQueriesPerRound,
+              "a batch must be able to fill a round on its own");
 static_assert(kReadChunkBytes % 8 == 0, "read buffers keep payloads 8-byte aligned");
 
 }  // namespace worlddb::net

@@ -30,6 +30,8 @@ const char* RequestTypeName(RequestType type) {
       return "list_kinds";
     case RequestType::kStats:
       return "stats";
+    case RequestType::kQueryBatch:
+      return "query_batch";
     case RequestType::kInvalid:
       break;
   }
@@ -66,6 +68,8 @@ RequestType RequestTypeOf(const fb::Request* request) {
     }
     case fb::RequestBody_DensityRequest:
       return RequestType::kDensity;
+    case fb::RequestBody_QueryBatch:
+      return RequestType::kQueryBatch;
     case fb::RequestBody_ListKinds:
       return RequestType::kListKinds;
     case fb::RequestBody_StatsRequest:

@@ -41,13 +41,14 @@ enum class RequestType : uint8_t {
   kDensity,
   kListKinds,
   kStats,
+  kQueryBatch,
   kInvalid,  // failed verification, no body, or a frame over the size limit
 };
 inline constexpr size_t kRequestTypes = static_cast<size_t>(RequestType::kInvalid) + 1;
 
 // The label value: "hello", "ping", "write", "schema_change", "snapshot",
 // "get", "radius", "rectangle", "nearest", "density", "list_kinds", "stats",
-// "invalid".
+// "query_batch", "invalid".
 const char* RequestTypeName(RequestType type);
 // The type of a verified request (null: kInvalid).
 RequestType RequestTypeOf(const fb::Request* request);

@@ -94,7 +94,8 @@ struct Server::Job {
 };
 
 // One response of a round, in request order: a query's answer (query >= 0),
-// bytes already encoded into the arena, or a blocking request to submit.
+// a batch's (queries [query, query + batch)), bytes already encoded into the
+// arena, or a blocking request to submit.
 struct Server::Entry {
   Connection* conn;
   uint64_t request_id;
@@ -104,6 +105,7 @@ struct Server::Entry {
   int64_t start_ns = 0;
   RequestType type = RequestType::kInvalid;
   size_t bytes = 0;
+  size_t batch = 0;  // a QueryBatch of this many queries; 0: a single query
 };
 
 // Requests gathered from every connection for one Engine::StartMany, and, in
@@ -492,6 +494,25 @@ bool Server::ParseFrames(Connection* c, Round* round) {
         ++round->nq;
         ++c->round_entries;
         break;
+      case Dispatcher::Next::kBatch: {
+        // One query per centre, in consecutive slots: copies of the template
+        // (the reused objects keep their capacity), then each moved.
+        const size_t n = Dispatcher::BatchSize(*verified);
+        if (round->queries.size() < qi + n) {
+          round->queries.resize(qi + n);
+          round->results.resize(qi + n);
+          round->statuses.resize(qi + n);
+        }
+        for (size_t i = n; i-- > 0;) {
+          if (i > 0) round->queries[qi + i] = round->queries[qi];
+          Dispatcher::PlaceQuery(*verified, i, &round->queries[qi + i]);
+        }
+        round->entries.push_back(
+            {c, rid, static_cast<int64_t>(qi), 0, 0, nullptr, start_ns, type, v.payload_bytes, n});
+        round->nq += n;
+        ++c->round_entries;
+        break;
+      }
       case Dispatcher::Next::kBlocking: {
         auto job = std::make_unique<Job>();
         job->conn_id = c->id();
@@ -520,7 +541,15 @@ void Server::FinishRound(Round* r) {
   if (r->flight.active()) engine_->FinishMany(&r->flight);
   for (const Entry& e : r->entries) {
     Connection* c = e.conn;
-    if (e.query >= 0) {
+    if (e.batch > 0) {
+      const auto i = static_cast<size_t>(e.query);
+      dispatcher_->FinishBatch(e.request_id, &r->queries[i], &r->statuses[i], &r->results[i],
+                               e.batch, &fbb_);
+      Respond(c, fbb_, r, /*in_order=*/true);
+      if (timed()) {
+        Record(e.type, e.start_ns, fbb_.GetBufferPointer(), c, e.bytes, &r->queries[i], nullptr);
+      }
+    } else if (e.query >= 0) {
       const auto i = static_cast<size_t>(e.query);
       dispatcher_->FinishQuery(e.request_id, r->queries[i], r->statuses[i], r->results[i], &fbb_);
       Respond(c, fbb_, r, /*in_order=*/true);

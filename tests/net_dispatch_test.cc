@@ -2,13 +2,18 @@
 // without sockets.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <limits>
+#include <random>
 
 #include "engine/batch_builder.h"
 #include "engine/schema_codec.h"
 #include "net/auth.h"
+#include "net/client.h"
 #include "net/daemon_options.h"
 #include "net/dispatch.h"
 #include "net/frame.h"
@@ -296,6 +301,238 @@ TEST_F(DispatchTest, CountOnlyReturnsTheCount) {
   EXPECT_EQ(r->body_as_QueryReply()->ids()->size(), 0u);
 }
 
+// ---- Query batches ----
+
+// The batch's per-query answers, decoded (a failed decode fails the test).
+std::vector<QueryResult> BatchAnswers(const Reply& r) {
+  std::vector<QueryResult> out;
+  const fb::QueryBatchReply* b = r->body_as_QueryBatchReply();
+  EXPECT_NE(b, nullptr) << r.message();
+  if (b) {
+    EXPECT_TRUE(DecodeQueryBatchReply(*b, &out).ok());
+  }
+  return out;
+}
+
+QueryResult SingleAnswer(const Reply& r) {
+  QueryResult out;
+  const fb::QueryReply* q = r->body_as_QueryReply();
+  EXPECT_NE(q, nullptr) << r.message();
+  if (q) {
+    EXPECT_TRUE(DecodeQueryReply(*q, &out).ok());
+  }
+  return out;
+}
+
+void ExpectSameAnswer(const QueryResult& a, const QueryResult& b, const std::string& what) {
+  EXPECT_EQ(a.count, b.count) << what;
+  EXPECT_EQ(a.truncated, b.truncated) << what;
+  EXPECT_EQ(a.ids, b.ids) << what;
+  EXPECT_EQ(a.kinds, b.kinds) << what;
+  EXPECT_EQ(a.x, b.x) << what;
+  EXPECT_EQ(a.y, b.y) << what;
+  EXPECT_EQ(a.z, b.z) << what;
+  EXPECT_EQ(a.distance, b.distance) << what;
+  ASSERT_EQ(a.columns.size(), b.columns.size()) << what;
+  for (size_t c = 0; c < a.columns.size(); ++c) {
+    EXPECT_EQ(a.columns[c].name, b.columns[c].name) << what;
+    EXPECT_EQ(a.columns[c].type, b.columns[c].type) << what;
+    EXPECT_TRUE(a.columns[c].data == b.columns[c].data) << what << ", column " << c;
+  }
+}
+
+// Randomized differential test: every query of a batch must get exactly the
+// answer the same query gets alone, for each shape, with projections,
+// predicates, limits and counts.
+TEST_F(DispatchTest, BatchAnswersEqualTheSameQueriesSentAlone) {
+  std::mt19937_64 rng(20261123);
+  std::uniform_real_distribution<double> pos(-150, 150);
+  BatchBuilder w;
+  for (int i = 1; i <= 2000; ++i) {
+    w.Upsert(i, "player", pos(rng), pos(rng), i % 7,
+             {{"hp", int32_t(i % 101)}, {"name", "p" + std::to_string(i)}});
+  }
+  ASSERT_EQ(Call(Apply(1, w.Finish())).code(), fb::ErrorCode_Ok);
+  std::vector<double> xs, ys;
+  for (int i = 0; i < 60; ++i) {
+    xs.push_back(pos(rng) * 1.2);  // some centres outside every entity
+    ys.push_back(pos(rng) * 1.2);
+  }
+  struct Case {
+    std::string name;
+    QueryOpts o;
+    std::function<std::vector<uint8_t>(double, double, const QueryOpts&)> single;
+    std::function<std::vector<uint8_t>(const QueryOpts&)> batch;
+  };
+  QueryOpts proj;
+  proj.kind = "player";
+  proj.columns = {"hp", "name"};
+  QueryOpts ordered = proj;
+  ordered.order_by_distance = true;
+  QueryOpts filtered;
+  filtered.kind = "player";
+  filtered.where_column = "hp";
+  filtered.where_op = fb::CompareOp_Lt;
+  filtered.where_value = int32_t{50};
+  filtered.columns = {"name"};
+  QueryOpts limited;
+  limited.limit = 3;
+  QueryOpts counted;
+  counted.count_only = true;
+  auto radius = [&](double r) {
+    return Case{"radius " + std::to_string(r),
+                {},
+                [r](double x, double y, const QueryOpts& o) { return Radius(2, x, y, r, o); },
+                [&, r](const QueryOpts& o) {
+                  return Batch(3, o, RadiusShape(r, o.order_by_distance), xs, ys);
+                }};
+  };
+  std::vector<Case> cases;
+  for (const QueryOpts& o : {proj, ordered, filtered, limited, counted, QueryOpts{}}) {
+    Case c = radius(25);
+    c.o = o;
+    cases.push_back(c);
+    cases.push_back({"rectangle 40x20", o,
+                     [](double x, double y, const QueryOpts& q) {
+                       return Rectangle(2, x - 20, y - 10, x + 20, y + 10, q);
+                     },
+                     [&](const QueryOpts& q) {
+                       // The template's position is ignored, its size is kept.
+                       return Batch(3, q, RectangleShape(500, 500, 540, 520), xs, ys);
+                     }});
+    cases.push_back({"nearest 7", o,
+                     [](double x, double y, const QueryOpts& q) { return Nearest(2, x, y, 7, q); },
+                     [&](const QueryOpts& q) { return Batch(3, q, NearestShape(7), xs, ys); }});
+  }
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const Case& c = cases[ci];
+    Reply br = Call(c.batch(c.o));
+    ASSERT_EQ(br->body_type(), fb::ResponseBody_QueryBatchReply) << c.name << ": " << br.message();
+    EXPECT_EQ(br->request_id(), 3u);
+    const std::vector<QueryResult> got = BatchAnswers(br);
+    ASSERT_EQ(got.size(), xs.size()) << c.name;
+    uint64_t rows = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const QueryResult want = SingleAnswer(Call(c.single(xs[i], ys[i], c.o)));
+      ExpectSameAnswer(
+          got[i], want,
+          "case " + std::to_string(ci) + " (" + c.name + "), query " + std::to_string(i));
+      rows += want.rows();
+    }
+    EXPECT_EQ(br->body_as_QueryBatchReply()->result()->count(), rows) << c.name;
+    if (!c.o.count_only) {
+      EXPECT_GT(rows, 0u) << c.name << ": the test must see rows";
+    }
+  }
+}
+
+TEST_F(DispatchTest, EmptyBatchGetsAnEmptyReply) {
+  Reply r = Call(Batch(5, {}, RadiusShape(10), {}, {}));
+  ASSERT_EQ(r->body_type(), fb::ResponseBody_QueryBatchReply) << r.message();
+  EXPECT_EQ(r->request_id(), 5u);
+  EXPECT_TRUE(BatchAnswers(r).empty());
+}
+
+TEST_F(DispatchTest, BatchWithoutATemplateIsInvalid) {
+  Reply r = Call(Batch(5, {}, RadiusShape(10), {1}, {1}, /*with_template=*/false));
+  EXPECT_EQ(r.code(), fb::ErrorCode_InvalidArgument);
+  EXPECT_NE(r.message().find("template"), std::string::npos) << r.message();
+}
+
+TEST_F(DispatchTest, BatchTemplateWithoutAShapeIsInvalid) {
+  auto no_shape = [](flatbuffers::FlatBufferBuilder&) {
+    return std::pair{fb::Shape_NONE, flatbuffers::Offset<void>()};
+  };
+  Reply r = Call(Batch(5, {}, no_shape, {1}, {1}));
+  EXPECT_EQ(r.code(), fb::ErrorCode_InvalidArgument);
+  EXPECT_NE(r.message().find("shape"), std::string::npos) << r.message();
+}
+
+TEST_F(DispatchTest, BatchCentresOfDifferentLengthsAreInvalid) {
+  Reply r = Call(Batch(5, {}, RadiusShape(10), {1, 2, 3}, {1, 2}));
+  EXPECT_EQ(r.code(), fb::ErrorCode_InvalidArgument);
+  EXPECT_NE(r.message().find("x has 3 centres, y has 2"), std::string::npos) << r.message();
+}
+
+TEST_F(DispatchTest, BatchOverTheQueryLimitIsInvalid) {
+  std::vector<double> xs(kMaxBatchQueries + 1, 0.0);
+  Reply r = Call(Batch(5, {}, RadiusShape(10), xs, xs));
+  EXPECT_EQ(r.code(), fb::ErrorCode_InvalidArgument);
+  EXPECT_NE(r.message().find("exceeds the limit of " + std::to_string(kMaxBatchQueries)),
+            std::string::npos)
+      << r.message();
+  xs.pop_back();
+  EXPECT_EQ(Call(Batch(6, {}, RadiusShape(10), xs, xs)).code(), fb::ErrorCode_Ok);
+}
+
+TEST_F(DispatchTest, BatchWithANonFiniteCentreIsInvalidAndNamesIt) {
+  for (double bad : {std::nan(""), std::numeric_limits<double>::infinity()}) {
+    Reply r = Call(Batch(5, {}, RadiusShape(10), {0, 1, 2}, {0, 1, bad}));
+    EXPECT_EQ(r.code(), fb::ErrorCode_InvalidArgument);
+    EXPECT_NE(r.message().find("centre 2 is not finite"), std::string::npos) << r.message();
+  }
+}
+
+TEST_F(DispatchTest, BatchWithAnUnknownKindIsNotFoundAndNamesIt) {
+  QueryOpts o;
+  o.kind = "dragon";
+  Reply r = Call(Batch(5, o, RadiusShape(10), {0, 1}, {0, 1}));
+  EXPECT_EQ(r.code(), fb::ErrorCode_NotFound);
+  EXPECT_NE(r.message().find("query 0 of the batch"), std::string::npos) << r.message();
+  EXPECT_NE(r.message().find("dragon"), std::string::npos) << r.message();
+}
+
+TEST_F(DispatchTest, BatchWithANegativeRadiusIsInvalid) {
+  EXPECT_EQ(Call(Batch(5, {}, RadiusShape(-1), {0}, {0})).code(), fb::ErrorCode_InvalidArgument);
+}
+
+TEST_F(DispatchTest, RectangleBatchMovedOutOfTheDoublesIsInvalidPerQuery) {
+  // A finite template 1e308 wide, moved to x = 1e308: its max corner is inf.
+  Reply r = Call(Batch(5, {}, RectangleShape(-5e307, 0, 5e307, 1), {0, 1.7e308}, {0, 0}));
+  EXPECT_EQ(r.code(), fb::ErrorCode_InvalidArgument);
+  EXPECT_NE(r.message().find("query 1 of the batch"), std::string::npos) << r.message();
+}
+
+TEST_F(DispatchTest, RectangleBatchKeepsTheTemplateSizeAroundEachCentre) {
+  AddPlayers(10);  // at (1, 0) .. (10, 0)
+  Reply r = Call(Batch(5, {}, RectangleShape(100, 100, 104, 102), {3, 9.5}, {0, 0}));
+  const auto got = BatchAnswers(r);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].rows(), 5u);  // x in [1, 5]
+  EXPECT_EQ(got[1].rows(), 3u);  // x in [7.5, 11.5]
+  EXPECT_TRUE(got[0].distance.empty());
+}
+
+// A hand-made Request whose QueryBatch.x vector starts at an offset that is
+// 4 but not 8 modulo 8 (it passes the 2.0.8 verifier; reading it as doubles
+// would be a misaligned access).
+std::vector<uint8_t> MisalignedBatchCentres() {
+  std::vector<uint8_t> b(68, 0);
+  auto u16 = [&](size_t at, uint16_t v) { std::memcpy(&b[at], &v, 2); };
+  auto u32 = [&](size_t at, uint32_t v) { std::memcpy(&b[at], &v, 4); };
+  auto u64 = [&](size_t at, uint64_t v) { std::memcpy(&b[at], &v, 8); };
+  u32(0, 16);  // root: Request table at 16
+  // Request vtable at 4: size 10, table 20, request_id @8, body_type @4, body @16.
+  u16(4, 10), u16(6, 20), u16(8, 8), u16(10, 4), u16(12, 16);
+  u32(16, 12);  // soffset to the vtable (16 - 4)
+  b[20] = fb::RequestBody_QueryBatch;
+  u64(24, 78);                                     // request_id
+  u32(32, 12);                                     // body -> 44
+  u16(36, 8), u16(38, 8), u16(40, 0), u16(42, 4);  // QueryBatch vtable: x @4
+  u32(44, 8);                                      // soffset (44 - 36)
+  u32(48, 8);                                      // x -> 56
+  u32(56, 1);                                      // one double, data at 60 (4 mod 8)
+  u64(60, 0x3ff0000000000000ULL);                  // 1.0
+  return b;
+}
+
+TEST_F(DispatchTest, MisalignedBatchCentresAreRefusedNotRead) {
+  Reply r = Call(MisalignedBatchCentres());
+  EXPECT_EQ(r.code(), fb::ErrorCode_BadMessage) << r.message();
+  EXPECT_NE(r.message().find("not 8-byte aligned"), std::string::npos) << r.message();
+  EXPECT_EQ(r->request_id(), 78u);
+}
+
 class DispatchLimitTest : public DispatchTest {
  protected:
   void SetUp() override {
@@ -349,8 +586,40 @@ TEST_F(DispatchLimitTest, NearestKOverTheCapIsTooManyRows) {
   EXPECT_EQ(Call(Nearest(4, 0, 0, 6, o)).code(), fb::ErrorCode_Ok);
 }
 
+TEST_F(DispatchLimitTest, BatchRowsOverTheCapTogetherAreTooManyRows) {
+  // Players at (1, 0) .. (10, 0); the cap is 5 rows per reply.
+  Reply r = Call(Batch(4, {}, RadiusShape(1), {2, 8}, {0, 0}));  // 3 + 3 rows
+  EXPECT_EQ(r.code(), fb::ErrorCode_TooManyRows);
+  EXPECT_NE(r.message().find("the batch's rows together"), std::string::npos) << r.message();
+  Reply ok = Call(Batch(4, {}, RadiusShape(0.5), {2, 8}, {0, 0}));  // 1 + 1 rows
+  ASSERT_EQ(ok->body_type(), fb::ResponseBody_QueryBatchReply) << ok.message();
+}
+
+TEST_F(DispatchLimitTest, OneBatchQueryOverTheCapIsTooManyRows) {
+  EXPECT_EQ(Call(Batch(4, {}, RadiusShape(100), {0}, {0})).code(), fb::ErrorCode_TooManyRows);
+}
+
+TEST_F(DispatchLimitTest, NearestBatchOverTheCapIsRefusedBeforeItRuns) {
+  Reply r = Call(Batch(4, {}, NearestShape(2), {0, 1, 2}, {0, 0, 0}));  // 6 rows
+  EXPECT_EQ(r.code(), fb::ErrorCode_TooManyRows);
+  QueryOpts counted;
+  counted.count_only = true;
+  EXPECT_EQ(Call(Batch(4, counted, NearestShape(2), {0, 1, 2}, {0, 0, 0})).code(),
+            fb::ErrorCode_Ok);
+}
+
 TEST_F(DispatchLimitTest, GetByIdsOverTheCapIsTooManyRows) {
   EXPECT_EQ(Call(Get(4, {1, 2, 3, 4, 5, 6})).code(), fb::ErrorCode_TooManyRows);
+}
+
+// Builders do not align an empty vector's (unread) data: an empty ids list
+// must be answered, not refused as misaligned.
+TEST_F(DispatchTest, GetByIdsWithNoIdsIsAnEmptyAnswer) {
+  for (const std::string& kind : {std::string(), std::string("player")}) {
+    Reply r = Call(Get(4, {}, kind));
+    ASSERT_EQ(r->body_type(), fb::ResponseBody_QueryReply) << kind << ": " << r.message();
+    EXPECT_EQ(r->body_as_QueryReply()->ids()->size(), 0u);
+  }
 }
 
 TEST_F(DispatchTest, GetByIdsListsMissingIds) {
@@ -542,6 +811,7 @@ TEST_F(DispatchAuthTest, EverythingButHelloIsRefusedBeforeHello) {
   EXPECT_EQ(r.code(), fb::ErrorCode_Unauthenticated);
   EXPECT_EQ(r->request_id(), 4u);
   EXPECT_EQ(Call(Radius(5, 0, 0, 1)).code(), fb::ErrorCode_Unauthenticated);
+  EXPECT_EQ(Call(Batch(5, {}, RadiusShape(1), {0}, {0})).code(), fb::ErrorCode_Unauthenticated);
   BatchBuilder b;
   b.Upsert(1, "player", 1, 1);
   EXPECT_EQ(Call(Apply(6, b.Finish())).code(), fb::ErrorCode_Unauthenticated);
@@ -751,6 +1021,9 @@ TEST(NetRequestSeeds, Write) {
       {"list_kinds", ListKinds(12)},
       {"stats", Stats(13)},
       {"snapshot", Snapshot(14)},
+      {"batch_radius", Batch(15, proj, RadiusShape(10, true), {0, 1, 2}, {0, -1, 3})},
+      {"batch_rectangle", Batch(16, limit, RectangleShape(0, 0, 4, 2), {0, 5}, {0, 5})},
+      {"batch_nearest", Batch(17, count, NearestShape(3), {1}, {1})},
   };
   std::vector<uint8_t> pipeline{0};       // auth off
   std::vector<uint8_t> pipeline_auth{1};  // auth on: hello as admin first
@@ -767,9 +1040,15 @@ TEST(NetRequestSeeds, Write) {
   }
   for (const auto& [name, bytes] : {std::pair{std::string("pipeline"), pipeline},
                                     std::pair{std::string("pipeline_auth"), pipeline_auth},
-                                    std::pair{std::string("regression_misaligned_get_ids"), [] {
+                                    std::pair{std::string("regression_misaligned_get_ids"),
+                                              [] {
                                                 std::vector<uint8_t> f{0};
                                                 AddFrame(MisalignedGetByIds(), &f);
+                                                return f;
+                                              }()},
+                                    std::pair{std::string("misaligned_batch_centres"), [] {
+                                                std::vector<uint8_t> f{0};
+                                                AddFrame(MisalignedBatchCentres(), &f);
                                                 return f;
                                               }()}}) {
     std::FILE* f = std::fopen((std::string(dir) + "/" + name).c_str(), "wb");

@@ -238,6 +238,22 @@ TEST_F(NetIntegration, EveryRequestType) {
   EXPECT_EQ(r->distance, (std::vector<double>{0, 2}));
   EXPECT_EQ(r->x, (std::vector<double>{10, 12}));
 
+  // A batch: the radius query above, moved to three centres, with a projection.
+  Query around = radius;
+  around.kind = "player";
+  around.columns = {"hp"};
+  const std::vector<double> bx = {10, 500, -300}, by = {20, 500, -300};
+  auto batch = c->QueryBatch(around, bx, by);
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  ASSERT_EQ(batch->size(), 3u);
+  EXPECT_EQ((*batch)[0].ids, (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ((*batch)[0].distance, (std::vector<double>{0, 2}));
+  EXPECT_EQ(std::get<std::vector<int32_t>>((*batch)[0].columns[0].data),
+            (std::vector<int32_t>{50, 100}));
+  EXPECT_EQ((*batch)[1].ids, (std::vector<uint64_t>{3}));
+  EXPECT_EQ((*batch)[2].rows(), 0u);
+  EXPECT_EQ((*batch)[2].count, 0u);
+
   auto rect = c->Rect({0, 0, 100, 100});
   ASSERT_TRUE(rect.ok());
   EXPECT_EQ(rect->rows(), 2u);

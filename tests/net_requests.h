@@ -85,20 +85,58 @@ struct QueryOpts {
 };
 
 template <class ShapeFn>
+fbs::Offset<fb::QueryRequest> QueryBody(fbs::FlatBufferBuilder& b, const QueryOpts& o,
+                                        ShapeFn shape) {
+  auto [stype, soff] = shape(b);
+  auto k = o.kind.empty() ? 0 : b.CreateString(o.kind);
+  auto c = o.columns.empty() ? 0 : b.CreateVectorOfStrings(o.columns);
+  fbs::Offset<fbs::Vector<fbs::Offset<fb::Predicate>>> w;
+  if (!o.where_column.empty()) {
+    auto cell = EncodeCell(b, o.where_column, o.where_value);
+    auto p = fb::CreatePredicate(b, b.CreateString(o.where_column), o.where_op, cell);
+    w = b.CreateVector(&p, 1);
+  }
+  return fb::CreateQueryRequest(b, stype, soff, k, w, c, o.limit, o.count_only);
+}
+
+template <class ShapeFn>
 std::vector<uint8_t> Query(uint64_t id, const QueryOpts& o, ShapeFn shape) {
   return MakeRequest(id, [&](fbs::FlatBufferBuilder& b) {
-    auto [stype, soff] = shape(b);
-    auto k = o.kind.empty() ? 0 : b.CreateString(o.kind);
-    auto c = o.columns.empty() ? 0 : b.CreateVectorOfStrings(o.columns);
-    fbs::Offset<fbs::Vector<fbs::Offset<fb::Predicate>>> w;
-    if (!o.where_column.empty()) {
-      auto cell = EncodeCell(b, o.where_column, o.where_value);
-      auto p = fb::CreatePredicate(b, b.CreateString(o.where_column), o.where_op, cell);
-      w = b.CreateVector(&p, 1);
-    }
-    auto q = fb::CreateQueryRequest(b, stype, soff, k, w, c, o.limit, o.count_only);
-    return std::pair{fb::RequestBody_QueryRequest, q.Union()};
+    return std::pair{fb::RequestBody_QueryRequest, QueryBody(b, o, shape).Union()};
   });
+}
+
+// A QueryBatch of one query per centre (xs[i], ys[i]); the template is the
+// QueryRequest that `shape` and `o` make (its own centre is ignored). With
+// `with_template` false the template is left out.
+template <class ShapeFn>
+std::vector<uint8_t> Batch(uint64_t id, const QueryOpts& o, ShapeFn shape,
+                           const std::vector<double>& xs, const std::vector<double>& ys,
+                           bool with_template = true) {
+  return MakeRequest(id, [&](fbs::FlatBufferBuilder& b) {
+    auto x = b.CreateVector(xs);
+    auto y = b.CreateVector(ys);
+    fbs::Offset<fb::QueryRequest> q;
+    if (with_template) q = QueryBody(b, o, shape);
+    return std::pair{fb::RequestBody_QueryBatch, fb::CreateQueryBatch(b, q, x, y).Union()};
+  });
+}
+
+// Shapes for Batch.
+inline auto RadiusShape(double r, bool order_by_distance = false) {
+  return [=](fbs::FlatBufferBuilder& b) {
+    return std::pair{fb::Shape_Radius, fb::CreateRadius(b, 0, 0, r, order_by_distance).Union()};
+  };
+}
+inline auto RectangleShape(double x0, double y0, double x1, double y1) {
+  return [=](fbs::FlatBufferBuilder& b) {
+    return std::pair{fb::Shape_Rectangle, fb::CreateRectangle(b, x0, y0, x1, y1).Union()};
+  };
+}
+inline auto NearestShape(uint32_t k) {
+  return [=](fbs::FlatBufferBuilder& b) {
+    return std::pair{fb::Shape_Nearest, fb::CreateNearest(b, 0, 0, k).Union()};
+  };
 }
 
 inline std::vector<uint8_t> Radius(uint64_t id, double x, double y, double r,

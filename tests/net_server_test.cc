@@ -149,6 +149,11 @@ TEST_F(ServerTest, ResponsesStayInOrderAcrossOverlappingRounds) {
         AppendFrame(Get(id++, {uint64_t(5050 + k)}), &all);
         expect[k].push_back({fb::ResponseBody_QueryReply, written ? 1u : 0u});
       }
+      if (i % 97 == 3) {  // a batch larger than a round on its own
+        const std::vector<double> centres(kMaxQueriesPerRound + 44, 0.0);
+        AppendFrame(Batch(id++, {}, RadiusShape(100), centres, centres), &all);
+        expect[k].push_back({fb::ResponseBody_QueryBatchReply, written ? 11u : 10u});
+      }
     }
     ASSERT_TRUE(conns[k].SendRaw(all));
   }
@@ -161,6 +166,14 @@ TEST_F(ServerTest, ResponsesStayInOrderAcrossOverlappingRounds) {
       if (const auto* q = (*r)->body_as_QueryReply()) {
         EXPECT_GE(q->ids()->size(), expect[k][i].min_count)
             << "connection " << k << " request " << i << " missed an earlier write";
+      }
+      if (const auto* b = (*r)->body_as_QueryBatchReply()) {
+        ASSERT_EQ(b->rows()->size(), kMaxQueriesPerRound + 44);
+        for (uint32_t j = 0; j < b->rows()->size(); ++j) {
+          EXPECT_GE(b->rows()->Get(j), expect[k][i].min_count)
+              << "connection " << k << " request " << i << " (batch query " << j
+              << ") missed an earlier write";
+        }
       }
     }
   }
