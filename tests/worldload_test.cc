@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "net/client.h"
 #include "tests/child_process.h"
 #include "tools/latency_histogram.h"
 #include "tools/redis_geo.h"
@@ -317,6 +318,23 @@ TEST_F(WorldloadWorlddb, FixedRateCountsEverythingAndMatchesTheModel) {
   EXPECT_NE(json.find("\"mode\": \"fixed\""), std::string::npos);
 }
 
+// Requests of one type the server at `port` answered (its stats).
+uint64_t ServerRequests(uint16_t port, const std::string& type) {
+  auto c = net::Client::Connect("127.0.0.1", port);
+  if (!c.ok()) {
+    ADD_FAILURE() << c.status().ToString();
+    return 0;
+  }
+  auto stats = (*c)->Stats();
+  if (!stats.ok()) {
+    ADD_FAILURE() << stats.status().ToString();
+    return 0;
+  }
+  for (const auto& t : stats->requests)
+    if (t.type == type) return t.requests;
+  return 0;
+}
+
 TEST_F(WorldloadWorlddb, MaxThroughputRadiusAndKnnMatchTheModel) {
   std::string json, out;
   int rc = RunWorldload(dir_.path(),
@@ -326,6 +344,9 @@ TEST_F(WorldloadWorlddb, MaxThroughputRadiusAndKnnMatchTheModel) {
   EXPECT_EQ(rc, 0) << out;
   ExpectClean(json, out, 4);
   EXPECT_NE(json.find("\"mode\": \"max\""), std::string::npos);
+  // The queries went out in batches (the default --aoi-batch), and every
+  // batch's rows were checked above.
+  EXPECT_GT(ServerRequests(port_, "query_batch"), 0u);
   // kNN on a fresh server (worldload needs one without its kinds).
   Child second;
   TempDir dir2;
@@ -337,6 +358,18 @@ TEST_F(WorldloadWorlddb, MaxThroughputRadiusAndKnnMatchTheModel) {
   EXPECT_EQ(rc, 0) << out;
   ExpectClean(json, out, 4);
   EXPECT_EQ(JsonNumber(json, "\"aoi\": {\"items\": "), 500 * 4 * 8) << out;
+  // One request per query.
+  Child third;
+  TempDir dir3;
+  const uint16_t port3 = StartWorlddb(dir3.path(), &third);
+  rc = RunWorldload(dir3.path(),
+                    With({"--target", "worlddb://127.0.0.1:" + std::to_string(port3), "--ticks",
+                          "2", "--mode", "max", "--aoi-batch", "1"}),
+                    &json, &out);
+  EXPECT_EQ(rc, 0) << out;
+  ExpectClean(json, out, 2);
+  EXPECT_EQ(ServerRequests(port3, "query_batch"), 0u);
+  EXPECT_EQ(ServerRequests(port3, "radius"), 500u * 2);
 }
 
 TEST_F(WorldloadWorlddb, WrongModelIsDetected) {
@@ -349,6 +382,17 @@ TEST_F(WorldloadWorlddb, WrongModelIsDetected) {
   EXPECT_GT(JsonNumber(json, "\"mismatches\": "), 0) << out;
   EXPECT_EQ(JsonNumber(json, "\"errors\": "), 0) << out;
   EXPECT_NE(json.find("mismatch_samples\": [\""), std::string::npos) << json;
+  // And in rows read from batch replies (max mode batches the queries).
+  Child second;
+  TempDir dir2;
+  const uint16_t port2 = StartWorlddb(dir2.path(), &second);
+  const int rc2 = RunWorldload(dir2.path(),
+                               With({"--target", "worlddb://127.0.0.1:" + std::to_string(port2),
+                                     "--ticks", "2", "--mode", "max", "--test-corrupt-model", "2"}),
+                               &json, &out);
+  EXPECT_EQ(rc2, 1) << out;
+  EXPECT_GT(JsonNumber(json, "\"mismatches\": "), 0) << out;
+  EXPECT_EQ(JsonNumber(json, "\"errors\": "), 0) << out;
 }
 
 TEST_F(WorldloadWorlddb, SecondRunOnTheSameWorldIsRefused) {

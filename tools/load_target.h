@@ -101,7 +101,10 @@ class LoadTarget {
   virtual uint64_t reissued() const { return 0; }
 };
 
-// "worlddb://HOST:PORT" (or HOST:PORT) or "redis://HOST:PORT".
-Result<std::unique_ptr<LoadTarget>> ConnectTarget(const std::string& url, const std::string& token);
+// "worlddb://HOST:PORT" (or HOST:PORT) or "redis://HOST:PORT". knn_start_radius:
+// Redis' first kNN radius; aoi_batch: WorldDB's queries per QueryBatch
+// (tools/worlddb_target.h; Redis sends one command per query regardless).
+Result<std::unique_ptr<LoadTarget>> ConnectTarget(const std::string& url, const std::string& token,
+                                                  double knn_start_radius, size_t aoi_batch);
 
 }  // namespace worlddb::load

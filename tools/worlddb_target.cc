@@ -1,5 +1,6 @@
 #include "tools/worlddb_target.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace worlddb::load {
@@ -28,13 +29,15 @@ std::string CellText(const net::fb::ResultColumn& c, size_t row) {
 }  // namespace
 
 Result<std::unique_ptr<LoadTarget>> WorldDbTarget::Connect(const std::string& host, uint16_t port,
-                                                           const std::string& token) {
+                                                           const std::string& token,
+                                                           size_t aoi_batch) {
   net::ClientOptions o;
   o.token = token;
   o.io_timeout_ms = 60000;
   auto c = net::Client::Connect(host, port, o);
   if (!c.ok()) return c.status();
-  return std::unique_ptr<LoadTarget>(new WorldDbTarget(std::move(c.value())));
+  return std::unique_ptr<LoadTarget>(
+      new WorldDbTarget(std::move(c.value()), std::max<size_t>(aoi_batch, 1)));
 }
 
 Status WorldDbTarget::Prepare(bool flush) {
@@ -63,6 +66,7 @@ Status WorldDbTarget::Prepare(bool flush) {
 }
 
 void WorldDbTarget::SendWrite(WriteDone done) {
+  FlushAoi();  // requests go out in the order they were asked for
   client_->SendApply(batch_.Finish(), Ack::kMode,
                      [done = std::move(done)](const Status& s, const net::ReplyView&) { done(s); });
 }
@@ -84,38 +88,100 @@ void WorldDbTarget::SendMoves(std::span<const Move> moves, WriteDone done) {
 }
 
 void WorldDbTarget::SendAoi(const AoiQuery& q, bool want_rows, AoiDone done) {
-  query_.shape = q.k ? Shape::kNearest : Shape::kCircle;
-  query_.x = q.x;
-  query_.y = q.y;
-  query_.radius = q.radius;
-  query_.k = q.k;
-  query_.kind = kKindNames[q.kind];
-  query_.columns.clear();
-  for (int c : q.columns) query_.columns.push_back(kColumnNames[c]);
-  client_->SendQuery(
-      query_, [want_rows, done = std::move(done)](const Status& s, const net::ReplyView& r) {
-        if (!s.ok()) return done(s, 0, nullptr);
-        const net::fb::QueryReply* reply = r->body_as_QueryReply();
-        if (!reply) return done(Status::Corruption("reply is not a QueryReply"), 0, nullptr);
-        const uint64_t rows = reply->ids() ? reply->ids()->size() : 0;
-        if (!want_rows) return done(s, rows, nullptr);
-        AoiRows out;
-        if (!reply->x() || !reply->y() || reply->x()->size() != rows || reply->y()->size() != rows)
-          return done(Status::Corruption("reply without one position per row"), rows, nullptr);
-        for (size_t i = 0; i < rows; ++i) {
-          out.ids.push_back(reply->ids()->Get(static_cast<uint32_t>(i)));
-          out.x.push_back(reply->x()->Get(static_cast<uint32_t>(i)));
-          out.y.push_back(reply->y()->Get(static_cast<uint32_t>(i)));
-        }
-        if (reply->columns()) {
-          for (const net::fb::ResultColumn* c : *reply->columns()) {
-            std::vector<std::string> cells;
-            for (size_t i = 0; i < rows; ++i) cells.push_back(CellText(*c, i));
-            out.cells.push_back(std::move(cells));
+  const Shape shape = q.k ? Shape::kNearest : Shape::kCircle;
+  bool same = !gathered_.empty() && query_.shape == shape && query_.radius == q.radius &&
+              query_.k == q.k && query_.kind == kKindNames[q.kind] &&
+              query_.columns.size() == q.columns.size();
+  for (size_t i = 0; same && i < q.columns.size(); ++i)
+    same = query_.columns[i] == kColumnNames[q.columns[i]];
+  if (!same) {
+    FlushAoi();
+    query_.shape = shape;
+    query_.radius = q.radius;
+    query_.k = q.k;
+    query_.kind = kKindNames[q.kind];
+    query_.columns.clear();
+    for (int c : q.columns) query_.columns.push_back(kColumnNames[c]);
+  }
+  gx_.push_back(q.x);
+  gy_.push_back(q.y);
+  gathered_.push_back({want_rows, std::move(done)});
+  if (gathered_.size() >= aoi_batch_) FlushAoi();
+}
+
+namespace {
+
+// Rows [off, off + n) of a (batch) reply's result, for a result check.
+Status CopyRows(const net::fb::QueryReply& reply, size_t off, size_t n, AoiRows* out) {
+  const size_t end = off + n;
+  if (!reply.ids() || reply.ids()->size() < end || !reply.x() || !reply.y() ||
+      reply.x()->size() != reply.ids()->size() || reply.y()->size() != reply.ids()->size())
+    return Status::Corruption("reply without one id and position per row");
+  for (size_t i = off; i < end; ++i) {
+    out->ids.push_back(reply.ids()->Get(static_cast<uint32_t>(i)));
+    out->x.push_back(reply.x()->Get(static_cast<uint32_t>(i)));
+    out->y.push_back(reply.y()->Get(static_cast<uint32_t>(i)));
+  }
+  if (reply.columns()) {
+    for (const net::fb::ResultColumn* c : *reply.columns()) {
+      std::vector<std::string> cells;
+      for (size_t i = off; i < end; ++i) cells.push_back(CellText(*c, i));
+      out->cells.push_back(std::move(cells));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void WorldDbTarget::FlushAoi() {
+  if (gathered_.empty()) return;
+  if (gathered_.size() == 1) {
+    query_.x = gx_[0];
+    query_.y = gy_[0];
+    client_->SendQuery(
+        query_, [g = std::move(gathered_[0])](const Status& s, const net::ReplyView& r) {
+          if (!s.ok()) return g.done(s, 0, nullptr);
+          const net::fb::QueryReply* reply = r->body_as_QueryReply();
+          if (!reply) return g.done(Status::Corruption("reply is not a QueryReply"), 0, nullptr);
+          const uint64_t rows = reply->ids() ? reply->ids()->size() : 0;
+          if (!g.want_rows) return g.done(s, rows, nullptr);
+          AoiRows out;
+          Status c = CopyRows(*reply, 0, rows, &out);
+          c.ok() ? g.done(s, rows, &out) : g.done(c, rows, nullptr);
+        });
+  } else {
+    const size_t n = gathered_.size();
+    batched_extra_ += n - 1;
+    client_->SendQueryBatch(
+        query_, gx_, gy_,
+        [this, n, gs = std::move(gathered_)](const Status& s, const net::ReplyView& r) mutable {
+          batched_extra_ -= n - 1;
+          const net::fb::QueryBatchReply* b = s.ok() ? r->body_as_QueryBatchReply() : nullptr;
+          Status bad = s;
+          if (s.ok() && (!b || !b->rows() || b->rows()->size() != n || !b->result()))
+            bad = Status::Corruption("reply is not a QueryBatchReply with one entry per query");
+          if (!bad.ok()) {
+            for (Gathered& g : gs) g.done(bad, 0, nullptr);
+            return;
           }
-        }
-        done(s, rows, &out);
-      });
+          size_t off = 0;
+          for (size_t i = 0; i < n; ++i) {
+            const size_t rows = b->rows()->Get(static_cast<uint32_t>(i));
+            if (!gs[i].want_rows) {
+              gs[i].done(s, rows, nullptr);
+            } else {
+              AoiRows out;
+              Status c = CopyRows(*b->result(), off, rows, &out);
+              c.ok() ? gs[i].done(s, rows, &out) : gs[i].done(c, rows, nullptr);
+            }
+            off += rows;
+          }
+        });
+  }
+  gathered_.clear();
+  gx_.clear();
+  gy_.clear();
 }
 
 }  // namespace worlddb::load

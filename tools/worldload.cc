@@ -45,7 +45,7 @@ int ColumnIndex(const std::string& name) {
 }
 
 Result<std::unique_ptr<LoadTarget>> ConnectTarget(const std::string& url, const std::string& token,
-                                                  double knn_start_radius) {
+                                                  double knn_start_radius, size_t aoi_batch) {
   std::string rest = url;
   bool redis = false;
   if (rest.rfind("redis://", 0) == 0) {
@@ -64,7 +64,7 @@ Result<std::unique_ptr<LoadTarget>> ConnectTarget(const std::string& url, const 
   if (*end != '\0' || port == 0 || port > 65535)
     return Status::InvalidArgument("target \"" + url + "\": bad port");
   if (redis) return RedisTarget::Connect(host, static_cast<uint16_t>(port), knn_start_radius);
-  return WorldDbTarget::Connect(host, static_cast<uint16_t>(port), token);
+  return WorldDbTarget::Connect(host, static_cast<uint16_t>(port), token, aoi_batch);
 }
 
 // ---- The simulation ----
@@ -202,7 +202,7 @@ struct WorldLoad::Impl {
         zone_of[i] = static_cast<uint8_t>(z);
         if (kind[i] == kPlayer) zone.players.push_back(static_cast<uint32_t>(i));
       }
-      auto c = ConnectTarget(o.target, o.token, o.knn_start_radius);
+      auto c = ConnectTarget(o.target, o.token, o.knn_start_radius, o.aoi_batch);
       if (!c.ok()) return c.status();
       zone.conn = std::move(c.value());
     }
@@ -778,12 +778,13 @@ std::string WorldLoadReport::Text() const {
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "worldload: %s (%s), %s, N=%zu (%zu players), Z=%zu, %s %s%.4g%s, kind %s, "
-                "%s world\n",
+                "%s world, AOI queries per request %s\n",
                 o.target.c_str(), target_kind.c_str(),
                 o.max_throughput ? "max throughput" : "fixed rate", o.entities, o.players, o.zones,
                 o.knn ? "kNN k =" : "radius", "", o.knn ? double(o.knn) : o.radius,
                 o.knn ? "" : " m", kKindNames[o.aoi_kind],
-                std::string(aoi::DistributionName(o.dist)).c_str());
+                std::string(aoi::DistributionName(o.dist)).c_str(),
+                target_kind == "redis" ? "1" : ("<= " + std::to_string(o.aoi_batch)).c_str());
   out += buf;
   std::snprintf(buf, sizeof buf, "load: %" PRIu64 " entities in %.2f s (%.0f/s)\n", loaded,
                 load_seconds, load_seconds > 0 ? double(loaded) / load_seconds : 0);
@@ -838,14 +839,15 @@ std::string WorldLoadReport::Json() const {
                 "  \"target\": %s,\n  \"target_kind\": \"%s\",\n  \"mode\": \"%s\",\n"
                 "  \"options\": {\"entities\": %zu, \"zones\": %zu, \"players\": %zu, "
                 "\"radius\": %g, \"knn\": %u, \"tick_rate\": %g, \"dist\": \"%s\", "
-                "\"batch\": %zu, \"in_flight\": %zu, \"write_in_flight\": %zu, \"move_fraction\": "
+                "\"batch\": %zu, \"aoi_batch\": %zu, \"in_flight\": %zu, \"write_in_flight\": %zu, "
+                "\"move_fraction\": "
                 "%g, \"kind\": \"%s\", "
                 "\"columns\": [%s], \"seed\": %" PRIu64 ", \"check_fraction\": %g},\n",
                 JsonEscape(o.target).c_str(), target_kind.c_str(),
                 o.max_throughput ? "max" : "fixed", o.entities, o.zones, o.players, o.radius, o.knn,
                 o.tick_rate, std::string(aoi::DistributionName(o.dist)).c_str(), o.batch,
-                o.in_flight, o.write_in_flight, o.move_fraction, kKindNames[o.aoi_kind],
-                columns.c_str(), o.seed, o.check_fraction);
+                o.aoi_batch, o.in_flight, o.write_in_flight, o.move_fraction,
+                kKindNames[o.aoi_kind], columns.c_str(), o.seed, o.check_fraction);
   out += buf;
   std::snprintf(buf, sizeof buf, "  \"load\": {\"entities\": %" PRIu64 ", \"seconds\": %.6f},\n",
                 loaded, load_seconds);

@@ -60,7 +60,10 @@ struct WorldLoadOptions {
   bool max_throughput = false;
   double duration_s = 10;  // run length when ticks == 0
   uint64_t ticks = 0;
-  size_t batch = 1000;          // moves (and load upserts) per write request
+  size_t batch = 1000;  // moves (and load upserts) per write request
+  // WorldDB: up to this many consecutive area-of-interest queries of a zone
+  // go out as one QueryBatch request (1: one QueryRequest per query).
+  size_t aoi_batch = 64;
   size_t in_flight = 256;       // max-throughput mode: queries per connection
   size_t write_in_flight = 8;   // max-throughput mode: move batches per connection
   size_t load_in_flight = 8;    // write requests per connection during the load

@@ -118,6 +118,11 @@ int Main(int argc, char** argv) {
   app.add_option("--batch", o.batch, "moves (and load upserts) per write request")
       ->check(CLI::Range(size_t{1}, size_t{100000}))
       ->capture_default_str();
+  app.add_option("--aoi-batch", o.aoi_batch,
+                 "WorldDB: consecutive AOI queries sent as one QueryBatch request, at most "
+                 "(1: one request per query; Redis always sends one command per query)")
+      ->check(CLI::Range(size_t{1}, size_t{4096}))
+      ->capture_default_str();
   app.add_option("--in-flight", o.in_flight, "max mode: queries in flight per connection")
       ->check(CLI::Range(size_t{1}, size_t{100000}))
       ->capture_default_str();
