@@ -608,6 +608,22 @@ void AppendRow(const QueryResult& src, size_t r, QueryResult* dst) {
   }
 }
 
+// Appends every row of `src` to `dst` (whose columns match src's).
+void AppendRows(const QueryResult& src, QueryResult* dst) {
+  auto append = [](const auto& from, auto* to) { to->insert(to->end(), from.begin(), from.end()); };
+  append(src.ids, &dst->ids);
+  append(src.kinds, &dst->kinds);
+  append(src.x, &dst->x);
+  append(src.y, &dst->y);
+  append(src.z, &dst->z);
+  append(src.distance, &dst->distance);
+  for (size_t c = 0; c < src.columns.size(); ++c) {
+    std::visit(
+        [&](auto& to) { append(std::get<std::decay_t<decltype(to)>>(src.columns[c].data), &to); },
+        dst->columns[c].data);
+  }
+}
+
 // Combines per-shard answers into one (distances still squared).
 void Merge(const Query& q, std::vector<QueryResult*>& parts, const std::vector<bool>& truncated,
            QueryResult* out) {
@@ -625,32 +641,39 @@ void Merge(const Query& q, std::vector<QueryResult*>& parts, const std::vector<b
   }
   // Projected columns are present (maybe empty) in every shard's answer.
   for (const ResultColumn& c : parts[0]->columns) {
-    ResultColumn e{c.name, c.type, c.data};
-    std::visit([](auto& v) { v.clear(); }, e.data);
-    out->columns.push_back(std::move(e));
-  }
-  struct Ref {
-    uint32_t part;
-    uint32_t row;
-  };
-  std::vector<Ref> refs;
-  refs.reserve(rows);
-  for (uint32_t s = 0; s < parts.size(); ++s) {
-    for (uint32_t r = 0; r < parts[s]->rows(); ++r) refs.push_back({s, r});
+    out->columns.push_back(
+        {c.name, c.type,
+         std::visit([](const auto& v) { return ColumnData(std::decay_t<decltype(v)>()); },
+                    c.data)});
   }
   const uint64_t limit = q.limit == 0 ? UINT64_MAX : q.limit;
   const bool ordered =
       q.shape == Shape::kNearest || (q.shape == Shape::kCircle && q.order_by_distance);
   uint64_t keep =
       std::min<uint64_t>(rows, q.shape == Shape::kNearest ? std::min<uint64_t>(q.k, limit) : limit);
-  if (ordered) {
-    auto less = [&](const Ref& a, const Ref& b) {
-      const double da = parts[a.part]->distance[a.row], db = parts[b.part]->distance[b.row];
-      return da < db || (da == db && parts[a.part]->ids[a.row] < parts[b.part]->ids[b.row]);
+  if (!ordered && keep == rows) {
+    // Every row of every part, in part order: whole vectors.
+    for (const QueryResult* p : parts) AppendRows(*p, out);
+  } else {
+    struct Ref {
+      uint32_t part;
+      uint32_t row;
     };
-    std::partial_sort(refs.begin(), refs.begin() + static_cast<ptrdiff_t>(keep), refs.end(), less);
+    std::vector<Ref> refs;
+    refs.reserve(rows);
+    for (uint32_t s = 0; s < parts.size(); ++s) {
+      for (uint32_t r = 0; r < parts[s]->rows(); ++r) refs.push_back({s, r});
+    }
+    if (ordered) {
+      auto less = [&](const Ref& a, const Ref& b) {
+        const double da = parts[a.part]->distance[a.row], db = parts[b.part]->distance[b.row];
+        return da < db || (da == db && parts[a.part]->ids[a.row] < parts[b.part]->ids[b.row]);
+      };
+      std::partial_sort(refs.begin(), refs.begin() + static_cast<ptrdiff_t>(keep), refs.end(),
+                        less);
+    }
+    for (uint64_t i = 0; i < keep; ++i) AppendRow(*parts[refs[i].part], refs[i].row, out);
   }
-  for (uint64_t i = 0; i < keep; ++i) AppendRow(*parts[refs[i].part], refs[i].row, out);
   out->truncated = q.shape != Shape::kNearest && (any_truncated || keep < rows);
   out->count = q.shape == Shape::kNearest ? keep : count;
 }
