@@ -6,6 +6,11 @@
 
 namespace worlddb::net {
 
+uint32_t DefaultShards(unsigned cores) {
+  if (cores <= 2) return 1;
+  return cores - 1 > 256 ? 256 : cores - 1;
+}
+
 Status FinishDaemonOptions(DaemonOptions* o) {
   auto d = wal::Durability::Parse(o->durability_text);
   if (!d.ok()) return Status::InvalidArgument("--durability: " + d.status().message());
@@ -41,13 +46,10 @@ Status FinishDaemonOptions(DaemonOptions* o) {
     return Status::InvalidArgument("--metrics-port " + std::to_string(o->metrics_port) +
                                    ": expected 0..65535 (0 = ephemeral) or -1 (off)");
   }
-  if (o->shards == 0) {
-    const unsigned cores = std::thread::hardware_concurrency();
-    o->shards = cores == 0 ? 1 : (cores > 256 ? 256 : cores);
-  }
+  if (o->shards == 0) o->shards = DefaultShards(std::thread::hardware_concurrency());
   if (o->shards > 256) {
     return Status::InvalidArgument("--shards " + std::to_string(o->shards) +
-                                   ": at most 256 (0 = one per CPU core)");
+                                   ": at most 256 (0 = one per CPU core but one)");
   }
   ServerOptions s = o->ToServerOptions();
   // Auth is loaded later; validate the rest here with a stand-in.

@@ -22,7 +22,7 @@ struct DaemonOptions {
   std::string data_dir = "./data";
   std::string durability_text = "always";
   wal::Durability durability;
-  uint32_t shards = 0;  // 0: one per CPU core (at least 1)
+  uint32_t shards = 0;  // 0: DefaultShards(cores)
   size_t max_frame_bytes = kDefaultMaxFrameBytes;
   size_t max_connections = kDefaultMaxConnections;
   uint64_t max_result_rows = kDefaultMaxResultRows;
@@ -54,6 +54,14 @@ struct DaemonOptions {
   // The data directory's part.
   wal::WorldOptions ToWorldOptions() const;
 };
+
+// The shard count when --shards is 0: one per core but one, at least 1, at
+// most 256. The event loop keeps a core busy under load, and every query
+// runs on every shard, so a shard that competes with the loop for a core
+// costs more than it brings: on 2 cores, 1 shard answered 760 k batched AOI
+// queries/s against 568 k with 2, at the same moves/s (docs/benchmarks.md).
+// `cores` is hardware_concurrency() (0: unknown).
+uint32_t DefaultShards(unsigned cores);
 
 // Checks what flag parsing cannot (durability, log format/level, shards);
 // fills `durability`.

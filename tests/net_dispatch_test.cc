@@ -9,6 +9,7 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <thread>
 
 #include "engine/batch_builder.h"
 #include "engine/schema_codec.h"
@@ -923,6 +924,18 @@ TEST(DaemonOptionsTest, DurabilityAndDataDirectorySettingsReachTheWorld) {
   st = FinishDaemonOptions(&o);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("--segment-bytes 100"), std::string::npos) << st.message();
+}
+
+TEST(DaemonOptionsTest, DefaultShardsLeaveTheEventLoopACore) {
+  EXPECT_EQ(DefaultShards(0), 1u);  // unknown
+  EXPECT_EQ(DefaultShards(1), 1u);
+  EXPECT_EQ(DefaultShards(2), 1u);
+  EXPECT_EQ(DefaultShards(3), 2u);
+  EXPECT_EQ(DefaultShards(16), 15u);
+  EXPECT_EQ(DefaultShards(1000), 256u);
+  DaemonOptions o;
+  ASSERT_TRUE(FinishDaemonOptions(&o).ok());
+  EXPECT_EQ(o.shards, DefaultShards(std::thread::hardware_concurrency()));
 }
 
 TEST(DaemonOptionsTest, RemoteWithoutAuthNeedsTheFlag) {
