@@ -150,7 +150,7 @@ def load(run, sysname, cfg):
 figures = [
     ("moves/s, max throughput, no persistence", "none", lambda r: r["moves"]["items_per_s"], True),
     ("AOI queries/s, max throughput, no persistence", "none", lambda r: r["aoi"]["requests_per_s"], True),
-    ("AOI p99 ms, max throughput (256 queries in flight)", "none", lambda r: r["aoi"]["latency_ms"]["p99"], False),
+    ("AOI p99 ms, max throughput (--in-flight queries in flight)", "none", lambda r: r["aoi"]["latency_ms"]["p99"], False),
     ("move batch p99 ms, max throughput (8 batches in flight)", "none", lambda r: r["moves"]["latency_ms"]["p99"], False),
     ("moves/s, logged (interval 1 s / AOF everysec)", "logged", lambda r: r["moves"]["items_per_s"], True),
     ("AOI queries/s, logged", "logged", lambda r: r["aoi"]["requests_per_s"], True),

@@ -63,8 +63,8 @@ struct WorldLoadOptions {
   size_t batch = 1000;  // moves (and load upserts) per write request
   // WorldDB: up to this many consecutive area-of-interest queries of a zone
   // go out as one QueryBatch request (1: one QueryRequest per query).
-  size_t aoi_batch = 64;
-  size_t in_flight = 256;       // max-throughput mode: queries per connection
+  size_t aoi_batch = 256;
+  size_t in_flight = 1024;      // max-throughput mode: queries per connection
   size_t write_in_flight = 8;   // max-throughput mode: move batches per connection
   size_t load_in_flight = 8;    // write requests per connection during the load
   size_t max_ticks_behind = 2;  // fixed-rate mode
