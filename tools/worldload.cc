@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -73,6 +74,23 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr double kTwoPi = 2.0 * std::numbers::pi;
+
+// A step's direction is one of kDirectionCount evenly spaced directions,
+// drawn uniformly: a table lookup instead of a sin and cos per step, which
+// took 28 % of the load generator's time in the move phase (it shares the
+// machine with the server under test).
+constexpr size_t kDirectionCount = 4096;
+struct Direction {
+  double dx, dy;
+};
+const std::array<Direction, kDirectionCount> kDirections = [] {
+  std::array<Direction, kDirectionCount> t{};
+  for (size_t k = 0; k < kDirectionCount; ++k) {
+    const double a = kTwoPi * double(k) / double(kDirectionCount);
+    t[k] = {std::cos(a), std::sin(a)};
+  }
+  return t;
+}();
 constexpr size_t kMaxSamples = 10;
 
 uint64_t Nanos(Clock::time_point from, Clock::time_point to) {
@@ -327,10 +345,11 @@ struct WorldLoad::Impl {
     while (*cursor < zone.end && move_buf.size() < o.batch) {
       const size_t i = (*cursor)++;
       if (!all && !(zone.rng.U() < o.move_fraction)) continue;
-      const double a = kTwoPi * zone.rng.U();
+      const Direction& dir = kDirections[std::min(
+          kDirectionCount - 1, static_cast<size_t>(zone.rng.U() * double(kDirectionCount)))];
       const double d = double(speed[i]) * step_scale;
-      x[i] = aoi::ClampToWorld(x[i] + d * std::cos(a));
-      y[i] = aoi::ClampToWorld(y[i] + d * std::sin(a));
+      x[i] = aoi::ClampToWorld(x[i] + d * dir.dx);
+      y[i] = aoi::ClampToWorld(y[i] + d * dir.dy);
       move_buf.push_back({i + 1, kind[i], x[i], y[i]});
     }
   }

@@ -5,9 +5,9 @@
 // the rest NPCs) placed as aoi.md §3 places them (uniform or clustered). Each
 // tick every zone server sends the moves of its entities (each moves with
 // probability move_fraction, a random-walk step of speed / tick_rate metres in
-// a uniformly random direction, clamped to the world) in batches, then one
-// area-of-interest query per player it owns: a circle of `radius` (or the k
-// nearest) around the player, narrowed to one kind, projecting some columns.
+// a uniformly random direction of 4,096 evenly spaced ones, clamped to the world) in batches, then
+// one area-of-interest query per player it owns: a circle of `radius` (or the k nearest) around the
+// player, narrowed to one kind, projecting some columns.
 //
 // Modes
 //   * fixed rate (open loop): tick t starts at t / tick_rate seconds whether or
