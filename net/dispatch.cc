@@ -624,6 +624,16 @@ fbs::Offset<fbs::Vector<T>> Concat(const QueryResult* results, size_t n, size_t 
   return off;
 }
 
+// Projected column c (variant alternative I) of every result, concatenated.
+template <size_t I>
+auto ConcatColumn(const QueryResult* results, size_t n, size_t rows, size_t c,
+                  fbs::FlatBufferBuilder* fbb) {
+  using V = std::variant_alternative_t<I, ColumnData>;
+  return Concat<typename V::value_type>(
+      results, n, rows,
+      [c](const QueryResult& r) -> const V& { return std::get<I>(r.columns[c].data); }, fbb);
+}
+
 }  // namespace
 
 void Dispatcher::FinishBatch(uint64_t request_id, const Query* queries, const Status* statuses,
@@ -681,38 +691,27 @@ void Dispatcher::FinishBatch(uint64_t request_id, const Query* queries, const St
     fbs::Offset<fbs::Vector<float>> f32;
     fbs::Offset<fbs::Vector<double>> f64;
     fbs::Offset<fbs::Vector<fbs::Offset<fbs::String>>> s;
-    auto column = [c](const QueryResult& r) -> const ColumnData& { return r.columns[c].data; };
     switch (first.data.index()) {
       case 0:
-        b = Concat<uint8_t>(
-            results, n, rows, [&](const QueryResult& r) -> auto& { return std::get<0>(column(r)); },
-            fbb);
+        b = ConcatColumn<0>(results, n, rows, c, fbb);
         break;
       case 1:
-        i32 = Concat<int32_t>(
-            results, n, rows, [&](const QueryResult& r) -> auto& { return std::get<1>(column(r)); },
-            fbb);
+        i32 = ConcatColumn<1>(results, n, rows, c, fbb);
         break;
       case 2:
-        i64 = Concat<int64_t>(
-            results, n, rows, [&](const QueryResult& r) -> auto& { return std::get<2>(column(r)); },
-            fbb);
+        i64 = ConcatColumn<2>(results, n, rows, c, fbb);
         break;
       case 3:
-        f32 = Concat<float>(
-            results, n, rows, [&](const QueryResult& r) -> auto& { return std::get<3>(column(r)); },
-            fbb);
+        f32 = ConcatColumn<3>(results, n, rows, c, fbb);
         break;
       case 4:
-        f64 = Concat<double>(
-            results, n, rows, [&](const QueryResult& r) -> auto& { return std::get<4>(column(r)); },
-            fbb);
+        f64 = ConcatColumn<4>(results, n, rows, c, fbb);
         break;
       default:
         strings.clear();
         strings.reserve(rows);
         for (size_t i = 0; i < n; ++i) {
-          for (const std::string& v : std::get<5>(column(results[i])))
+          for (const std::string& v : std::get<5>(results[i].columns[c].data))
             strings.push_back(fbb->CreateString(v));
         }
         s = fbb->CreateVector(strings);

@@ -504,10 +504,12 @@ TEST_F(DispatchTest, RectangleBatchKeepsTheTemplateSizeAroundEachCentre) {
   EXPECT_TRUE(got[0].distance.empty());
 }
 
-// A hand-made Request whose QueryBatch.x vector starts at an offset that is
-// 4 but not 8 modulo 8 (it passes the 2.0.8 verifier; reading it as doubles
-// would be a misaligned access).
-std::vector<uint8_t> MisalignedBatchCentres() {
+// A hand-made Request (id `id`) whose body of `type` is a table with one
+// vector of 8-byte scalars, field `field` (0 or 1), holding `value`; the
+// vector's data starts at an offset that is 4 but not 8 modulo 8, which the
+// 2.0.8 verifier lets through.
+std::vector<uint8_t> MisalignedVectorRequest(fb::RequestBody type, uint64_t id, int field,
+                                             uint64_t value) {
   std::vector<uint8_t> b(68, 0);
   auto u16 = [&](size_t at, uint16_t v) { std::memcpy(&b[at], &v, 2); };
   auto u32 = [&](size_t at, uint32_t v) { std::memcpy(&b[at], &v, 4); };
@@ -516,15 +518,23 @@ std::vector<uint8_t> MisalignedBatchCentres() {
   // Request vtable at 4: size 10, table 20, request_id @8, body_type @4, body @16.
   u16(4, 10), u16(6, 20), u16(8, 8), u16(10, 4), u16(12, 16);
   u32(16, 12);  // soffset to the vtable (16 - 4)
-  b[20] = fb::RequestBody_QueryBatch;
-  u64(24, 78);                                     // request_id
-  u32(32, 12);                                     // body -> 44
-  u16(36, 8), u16(38, 8), u16(40, 0), u16(42, 4);  // QueryBatch vtable: x @4
-  u32(44, 8);                                      // soffset (44 - 36)
-  u32(48, 8);                                      // x -> 56
-  u32(56, 1);                                      // one double, data at 60 (4 mod 8)
-  u64(60, 0x3ff0000000000000ULL);                  // 1.0
+  b[20] = static_cast<uint8_t>(type);
+  u64(24, id);                                          // request_id
+  u32(32, 12);                                          // body -> 44
+  u16(36, static_cast<uint16_t>(4 + 2 * (field + 1)));  // body vtable at 36
+  u16(38, 8);                                           // table size
+  u16(40 + 2 * static_cast<size_t>(field), 4);          // the vector @4
+  u32(44, 8);                                           // soffset (44 - 36)
+  u32(48, 8);                                           // vector -> 56
+  u32(56, 1);                                           // one value, data at 60 (4 mod 8)
+  u64(60, value);
   return b;
+}
+
+// QueryBatch.x (field 1) misaligned: reading it as doubles in place would be
+// a misaligned access.
+std::vector<uint8_t> MisalignedBatchCentres() {
+  return MisalignedVectorRequest(fb::RequestBody_QueryBatch, 78, 1, 0x3ff0000000000000ULL);  // 1.0
 }
 
 TEST_F(DispatchTest, MisalignedBatchCentresAreRefusedNotRead) {
@@ -640,26 +650,8 @@ TEST_F(DispatchTest, GetByIdsWithAColumnButNoKindIsRefused) {
   EXPECT_NE(Call(Get(4, {1}, "", {"hp"})).code(), fb::ErrorCode_Ok);
 }
 
-// A hand-made Request whose GetByIds.ids vector (8-byte elements) starts at
-// an offset that is 4 but not 8 modulo 8: it passes the 2.0.8 verifier.
 std::vector<uint8_t> MisalignedGetByIds() {
-  std::vector<uint8_t> b(68, 0);
-  auto u16 = [&](size_t at, uint16_t v) { std::memcpy(&b[at], &v, 2); };
-  auto u32 = [&](size_t at, uint32_t v) { std::memcpy(&b[at], &v, 4); };
-  auto u64 = [&](size_t at, uint64_t v) { std::memcpy(&b[at], &v, 8); };
-  u32(0, 16);  // root: Request table at 16
-  // Request vtable at 4: size 10, table 20, request_id @8, body_type @4, body @16.
-  u16(4, 10), u16(6, 20), u16(8, 8), u16(10, 4), u16(12, 16);
-  u32(16, 12);  // soffset to the vtable (16 - 4)
-  b[20] = fb::RequestBody_GetByIds;
-  u64(24, 77);                         // request_id
-  u32(32, 12);                         // body -> 44
-  u16(36, 6), u16(38, 8), u16(40, 4);  // GetByIds vtable: ids @4
-  u32(44, 8);                          // soffset (44 - 36)
-  u32(48, 8);                          // ids -> 56
-  u32(56, 1);                          // one id, data at 60 (4 mod 8)
-  u64(60, 1);
-  return b;
+  return MisalignedVectorRequest(fb::RequestBody_GetByIds, 77, 0, 1);  // ids = {1}
 }
 
 TEST_F(DispatchTest, MisalignedIdsVectorIsRefusedNotRead) {
