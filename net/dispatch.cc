@@ -134,54 +134,104 @@ void EncodeStatus(uint64_t request_id, const Status& s, fbs::FlatBufferBuilder* 
   Dispatcher::EncodeError(request_id, ErrorCodeOf(s.code()), s.message(), fbb);
 }
 
-fbs::Offset<fb::QueryReply> EncodeResult(const QueryResult& r, bool with_distance,
-                                         const std::vector<uint64_t>* missing,
-                                         fbs::FlatBufferBuilder* fbb) {
+// The values `get(results[i])` of every result, concatenated, in order.
+template <typename T, typename Get>
+fbs::Offset<fbs::Vector<T>> Concat(const QueryResult* results, size_t n, Get get,
+                                   fbs::FlatBufferBuilder* fbb) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += get(results[i]).size();
+  T* out = nullptr;
+  auto off = fbb->CreateUninitializedVector(total, &out);
+  for (size_t i = 0; i < n; ++i) {
+    const auto& v = get(results[i]);
+    if (!v.empty()) std::memcpy(out, v.data(), v.size() * sizeof(T));
+    out += v.size();
+  }
+  return off;
+}
+
+// Projected column c (variant alternative I) of every result, concatenated.
+template <size_t I>
+auto ConcatColumn(const QueryResult* results, size_t n, size_t c, fbs::FlatBufferBuilder* fbb) {
+  using V = std::variant_alternative_t<I, ColumnData>;
+  return Concat<typename V::value_type>(
+      results, n, [c](const QueryResult& r) -> const V& { return std::get<I>(r.columns[c].data); },
+      fbb);
+}
+
+// One QueryReply holding the rows of results[0..n) in order (one result for
+// a query or get by ids, a batch's results for a QueryBatch); their columns
+// must match results[0]'s.
+fbs::Offset<fb::QueryReply> EncodeRows(const QueryResult* results, size_t n, bool with_distance,
+                                       uint64_t count, bool truncated,
+                                       const std::vector<uint64_t>* missing,
+                                       fbs::FlatBufferBuilder* fbb) {
+  const size_t ncols = n > 0 ? results[0].columns.size() : 0;
   std::vector<fbs::Offset<fb::ResultColumn>> cols;
-  cols.reserve(r.columns.size());
-  for (const ResultColumn& c : r.columns) {
-    auto name = fbb->CreateString(c.name);
+  cols.reserve(ncols);
+  std::vector<fbs::Offset<fbs::String>> strings;
+  for (size_t c = 0; c < ncols; ++c) {
+    const ResultColumn& first = results[0].columns[c];
+    auto name = fbb->CreateString(first.name);
     fbs::Offset<fbs::Vector<uint8_t>> b;
     fbs::Offset<fbs::Vector<int32_t>> i32;
     fbs::Offset<fbs::Vector<int64_t>> i64;
     fbs::Offset<fbs::Vector<float>> f32;
     fbs::Offset<fbs::Vector<double>> f64;
     fbs::Offset<fbs::Vector<fbs::Offset<fbs::String>>> s;
-    switch (c.data.index()) {
+    switch (first.data.index()) {
       case 0:
-        b = fbb->CreateVector(std::get<0>(c.data));
+        b = ConcatColumn<0>(results, n, c, fbb);
         break;
       case 1:
-        i32 = fbb->CreateVector(std::get<1>(c.data));
+        i32 = ConcatColumn<1>(results, n, c, fbb);
         break;
       case 2:
-        i64 = fbb->CreateVector(std::get<2>(c.data));
+        i64 = ConcatColumn<2>(results, n, c, fbb);
         break;
       case 3:
-        f32 = fbb->CreateVector(std::get<3>(c.data));
+        f32 = ConcatColumn<3>(results, n, c, fbb);
         break;
       case 4:
-        f64 = fbb->CreateVector(std::get<4>(c.data));
+        f64 = ConcatColumn<4>(results, n, c, fbb);
         break;
       default:
-        s = fbb->CreateVectorOfStrings(std::get<5>(c.data));
+        strings.clear();
+        for (size_t i = 0; i < n; ++i) {
+          for (const std::string& v : std::get<5>(results[i].columns[c].data))
+            strings.push_back(fbb->CreateString(v));
+        }
+        s = fbb->CreateVector(strings);
         break;
     }
     cols.push_back(fb::CreateResultColumn(
-        *fbb, name, static_cast<::worlddb::fb::ColumnType>(c.type), b, i32, i64, f32, f64, s));
+        *fbb, name, static_cast<::worlddb::fb::ColumnType>(first.type), b, i32, i64, f32, f64, s));
   }
   auto columns = cols.empty() ? 0 : fbb->CreateVector(cols);
-  auto ids = fbb->CreateVector(r.ids);
-  auto kinds = fbb->CreateVector(r.kinds);
-  auto x = fbb->CreateVector(r.x);
-  auto y = fbb->CreateVector(r.y);
-  auto z = fbb->CreateVector(r.z);
+  auto ids = Concat<uint64_t>(
+      results, n, [](const QueryResult& r) -> auto& { return r.ids; }, fbb);
+  auto kinds = Concat<uint16_t>(
+      results, n, [](const QueryResult& r) -> auto& { return r.kinds; }, fbb);
+  auto x = Concat<double>(
+      results, n, [](const QueryResult& r) -> auto& { return r.x; }, fbb);
+  auto y = Concat<double>(
+      results, n, [](const QueryResult& r) -> auto& { return r.y; }, fbb);
+  auto z = Concat<double>(
+      results, n, [](const QueryResult& r) -> auto& { return r.z; }, fbb);
   fbs::Offset<fbs::Vector<double>> distance;
-  if (with_distance) distance = fbb->CreateVector(r.distance);
+  if (with_distance) {
+    distance = Concat<double>(
+        results, n, [](const QueryResult& r) -> auto& { return r.distance; }, fbb);
+  }
   fbs::Offset<fbs::Vector<uint64_t>> miss;
   if (missing) miss = fbb->CreateVector(*missing);
-  return fb::CreateQueryReply(*fbb, r.count, r.truncated, ids, kinds, x, y, z, distance, columns,
-                              miss);
+  return fb::CreateQueryReply(*fbb, count, truncated, ids, kinds, x, y, z, distance, columns, miss);
+}
+
+fbs::Offset<fb::QueryReply> EncodeResult(const QueryResult& r, bool with_distance,
+                                         const std::vector<uint64_t>* missing,
+                                         fbs::FlatBufferBuilder* fbb) {
+  return EncodeRows(&r, 1, with_distance, r.count, r.truncated, missing, fbb);
 }
 
 std::string TooManyRows(uint64_t rows, uint64_t max) {
@@ -607,35 +657,6 @@ void Dispatcher::FinishQuery(uint64_t request_id, const Query& query, const Stat
   Finish(request_id, fb::ResponseBody_QueryReply, reply.Union(), fbb);
 }
 
-namespace {
-
-// One vector of the batch reply: the per-query vectors `get(results[i])`
-// concatenated; they must hold `rows` values in all.
-template <typename T, typename Get>
-fbs::Offset<fbs::Vector<T>> Concat(const QueryResult* results, size_t n, size_t rows, Get get,
-                                   fbs::FlatBufferBuilder* fbb) {
-  T* out = nullptr;
-  auto off = fbb->CreateUninitializedVector(rows, &out);
-  for (size_t i = 0; i < n; ++i) {
-    const auto& v = get(results[i]);
-    if (!v.empty()) std::memcpy(out, v.data(), v.size() * sizeof(T));
-    out += v.size();
-  }
-  return off;
-}
-
-// Projected column c (variant alternative I) of every result, concatenated.
-template <size_t I>
-auto ConcatColumn(const QueryResult* results, size_t n, size_t rows, size_t c,
-                  fbs::FlatBufferBuilder* fbb) {
-  using V = std::variant_alternative_t<I, ColumnData>;
-  return Concat<typename V::value_type>(
-      results, n, rows,
-      [c](const QueryResult& r) -> const V& { return std::get<I>(r.columns[c].data); }, fbb);
-}
-
-}  // namespace
-
 void Dispatcher::FinishBatch(uint64_t request_id, const Query* queries, const Status* statuses,
                              const QueryResult* results, size_t n,
                              fbs::FlatBufferBuilder* fbb) const {
@@ -649,7 +670,7 @@ void Dispatcher::FinishBatch(uint64_t request_id, const Query* queries, const St
   }
   // Every vector the reply concatenates must have one value per row; the
   // engine guarantees it, and a broken guarantee must not become a reply
-  // whose vectors disagree (or a write past the end of one).
+  // whose vectors disagree (rows would be misattributed to queries).
   uint64_t rows = 0;
   const bool with_distance = n > 0 && queries[0].shape != Shape::kRect;
   const size_t ncols = n > 0 ? results[0].columns.size() : 0;
@@ -678,65 +699,7 @@ void Dispatcher::FinishBatch(uint64_t request_id, const Query* queries, const St
                 TooManyRows(rows, options_.max_result_rows) + " (the batch's rows together)", fbb);
     return;
   }
-  // Columns first (the builder works back to front; order does not matter).
-  std::vector<fbs::Offset<fb::ResultColumn>> cols;
-  cols.reserve(ncols);
-  std::vector<fbs::Offset<fbs::String>> strings;
-  for (size_t c = 0; c < ncols; ++c) {
-    const ResultColumn& first = results[0].columns[c];
-    auto name = fbb->CreateString(first.name);
-    fbs::Offset<fbs::Vector<uint8_t>> b;
-    fbs::Offset<fbs::Vector<int32_t>> i32;
-    fbs::Offset<fbs::Vector<int64_t>> i64;
-    fbs::Offset<fbs::Vector<float>> f32;
-    fbs::Offset<fbs::Vector<double>> f64;
-    fbs::Offset<fbs::Vector<fbs::Offset<fbs::String>>> s;
-    switch (first.data.index()) {
-      case 0:
-        b = ConcatColumn<0>(results, n, rows, c, fbb);
-        break;
-      case 1:
-        i32 = ConcatColumn<1>(results, n, rows, c, fbb);
-        break;
-      case 2:
-        i64 = ConcatColumn<2>(results, n, rows, c, fbb);
-        break;
-      case 3:
-        f32 = ConcatColumn<3>(results, n, rows, c, fbb);
-        break;
-      case 4:
-        f64 = ConcatColumn<4>(results, n, rows, c, fbb);
-        break;
-      default:
-        strings.clear();
-        strings.reserve(rows);
-        for (size_t i = 0; i < n; ++i) {
-          for (const std::string& v : std::get<5>(results[i].columns[c].data))
-            strings.push_back(fbb->CreateString(v));
-        }
-        s = fbb->CreateVector(strings);
-        break;
-    }
-    cols.push_back(fb::CreateResultColumn(
-        *fbb, name, static_cast<::worlddb::fb::ColumnType>(first.type), b, i32, i64, f32, f64, s));
-  }
-  auto columns = cols.empty() ? 0 : fbb->CreateVector(cols);
-  auto ids = Concat<uint64_t>(
-      results, n, rows, [](const QueryResult& r) -> auto& { return r.ids; }, fbb);
-  auto kinds = Concat<uint16_t>(
-      results, n, rows, [](const QueryResult& r) -> auto& { return r.kinds; }, fbb);
-  auto x = Concat<double>(
-      results, n, rows, [](const QueryResult& r) -> auto& { return r.x; }, fbb);
-  auto y = Concat<double>(
-      results, n, rows, [](const QueryResult& r) -> auto& { return r.y; }, fbb);
-  auto z = Concat<double>(
-      results, n, rows, [](const QueryResult& r) -> auto& { return r.z; }, fbb);
-  fbs::Offset<fbs::Vector<double>> distance;
-  if (with_distance) {
-    distance = Concat<double>(
-        results, n, rows, [](const QueryResult& r) -> auto& { return r.distance; }, fbb);
-  }
-  auto result = fb::CreateQueryReply(*fbb, rows, false, ids, kinds, x, y, z, distance, columns);
+  auto result = EncodeRows(results, n, with_distance, rows, false, nullptr, fbb);
   uint32_t* row_counts = nullptr;
   uint64_t* counts = nullptr;
   uint8_t* truncated = nullptr;

@@ -85,7 +85,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--durability", o.durability_text, "always | interval:MS | none")
       ->capture_default_str();
-  app.add_option("--shards", o.shards, "engine shards (threads); 0 = one per CPU core but one (the event loop's), at least 1")
+  app.add_option(
+         "--shards", o.shards,
+         "engine shards (threads); 0 = one per CPU core but one (the event loop's), at least 1")
       ->capture_default_str();
   app.add_option("--max-frame-bytes", o.max_frame_bytes, "largest request or response frame")
       ->capture_default_str();
