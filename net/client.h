@@ -156,7 +156,7 @@ class Client {
   }
   // One query per centre (x[i], y[i]), all shaped like `q` (its own centre
   // is ignored; a rectangle keeps its size): one request, one reply
-  // (docs/protocol.md "Query batches"). Answers in centre order.
+  // (docs/protocol.md "QueryBatch"). Answers in centre order.
   Result<std::vector<QueryResult>> QueryBatch(const worlddb::Query& q, std::span<const double> x,
                                               std::span<const double> y);
   // q with count_only set: the number of matching entities.

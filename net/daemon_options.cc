@@ -2,14 +2,12 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <thread>
 
 namespace worlddb::net {
 
-uint32_t DefaultShards(unsigned cores) {
-  if (cores <= 2) return 1;
-  return cores - 1 > 256 ? 256 : cores - 1;
-}
+uint32_t DefaultShards(unsigned cores) { return cores <= 2 ? 1 : std::min(cores - 1, 256u); }
 
 Status FinishDaemonOptions(DaemonOptions* o) {
   auto d = wal::Durability::Parse(o->durability_text);

@@ -234,6 +234,14 @@ fbs::Offset<fb::QueryReply> EncodeResult(const QueryResult& r, bool with_distanc
   return EncodeRows(&r, 1, with_distance, r.count, r.truncated, missing, fbb);
 }
 
+// A query's decoding error: the row cap (ResourceExhausted) is TooManyRows.
+void EncodeQueryError(uint64_t request_id, const Status& s, fbs::FlatBufferBuilder* fbb) {
+  Dispatcher::EncodeError(request_id,
+                          s.code() == StatusCode::kResourceExhausted ? fb::ErrorCode_TooManyRows
+                                                                     : ErrorCodeOf(s.code()),
+                          s.message(), fbb);
+}
+
 std::string TooManyRows(uint64_t rows, uint64_t max) {
   return "the result has more than " + std::to_string(max) + " rows (" + std::to_string(rows) +
          " or more; the server's --max-result-rows); ask for a limit or a smaller area";
@@ -406,9 +414,7 @@ Dispatcher::Next Dispatcher::Begin(const uint8_t* data, size_t size, Session* se
     case fb::RequestBody_QueryRequest: {
       Status s = DecodeQuery(*req->body_as_QueryRequest(), query);
       if (!s.ok()) {
-        fb::ErrorCode code = ErrorCodeOf(s.code());
-        if (s.code() == StatusCode::kResourceExhausted) code = fb::ErrorCode_TooManyRows;
-        EncodeError(*request_id, code, s.message(), fbb);
+        EncodeQueryError(*request_id, s, fbb);
         return Next::kAnswered;
       }
       return Next::kQuery;
@@ -425,9 +431,7 @@ Dispatcher::Next Dispatcher::Begin(const uint8_t* data, size_t size, Session* se
                             : Status::InvalidArgument("query batch without a template query");
       if (s.ok()) s = CheckBatch(*b, *query);
       if (!s.ok()) {
-        fb::ErrorCode code = ErrorCodeOf(s.code());
-        if (s.code() == StatusCode::kResourceExhausted) code = fb::ErrorCode_TooManyRows;
-        EncodeError(*request_id, code, s.message(), fbb);
+        EncodeQueryError(*request_id, s, fbb);
         return Next::kAnswered;
       }
       if (BatchSize(*req) == 0) {
@@ -668,32 +672,9 @@ void Dispatcher::FinishBatch(uint64_t request_id, const Query* queries, const St
       return;
     }
   }
-  // Every vector the reply concatenates must have one value per row; the
-  // engine guarantees it, and a broken guarantee must not become a reply
-  // whose vectors disagree (rows would be misattributed to queries).
   uint64_t rows = 0;
+  for (size_t i = 0; i < n; ++i) rows += results[i].rows();
   const bool with_distance = n > 0 && queries[0].shape != Shape::kRect;
-  const size_t ncols = n > 0 ? results[0].columns.size() : 0;
-  for (size_t i = 0; i < n; ++i) {
-    const QueryResult& r = results[i];
-    const size_t m = r.rows();
-    bool ok = r.kinds.size() == m && r.x.size() == m && r.y.size() == m && r.z.size() == m &&
-              (!with_distance || r.distance.size() == m) && r.columns.size() == ncols;
-    for (size_t c = 0; ok && c < ncols; ++c) {
-      ok = r.columns[c].type == results[0].columns[c].type &&
-           r.columns[c].data.index() == results[0].columns[c].data.index() &&
-           std::visit([&](const auto& v) { return v.size() == m; }, r.columns[c].data);
-    }
-    if (!ok) {
-      EncodeError(request_id, fb::ErrorCode_Corruption,
-                  "query " + std::to_string(i) +
-                      " of the batch: the engine's result columns "
-                      "have inconsistent lengths (a bug; please report it)",
-                  fbb);
-      return;
-    }
-    rows += m;
-  }
   if (rows > options_.max_result_rows) {
     EncodeError(request_id, fb::ErrorCode_TooManyRows,
                 TooManyRows(rows, options_.max_result_rows) + " (the batch's rows together)", fbb);
