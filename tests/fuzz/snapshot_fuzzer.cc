@@ -42,9 +42,13 @@ void FixChecksums(std::vector<uint8_t>& b) {
     Put(b, kOffSchemaChecksum, XXH3_64bits(b.data() + kFileHeaderBytes, schema));
     uint64_t off = kFileHeaderBytes + schema, chain = 0;
     while (off + kBlockHeaderBytes <= footer) {
-      const uint64_t len =
-          kBlockHeaderBytes + Pad8(Get<uint16_t>(b, off + 14)) + Get<uint64_t>(b, off + 24);
-      if (len > footer - off) break;
+      // Checked like the reader does: a huge payload length must not wrap
+      // the sum into a small one.
+      const uint64_t room = footer - off - kBlockHeaderBytes;
+      const uint64_t types = Pad8(Get<uint16_t>(b, off + 14));
+      const uint64_t payload = Get<uint64_t>(b, off + 24);
+      if (types > room || payload > room - types) break;
+      const uint64_t len = kBlockHeaderBytes + types + payload;
       const uint64_t sum = XXH3_64bits(b.data() + off + 8, len - 8);
       Put(b, off, sum);
       chain = XXH3_64bits_withSeed(&sum, 8, chain);
