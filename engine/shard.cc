@@ -684,34 +684,23 @@ struct Hit {
   double x, y, z;
 };
 
-// Reads one field of each Hit, as a forward iterator: vector::insert() over
-// it sizes the vector once and constructs the values in place (resize() would
-// zero-fill first, push_back() would test capacity on every element).
-template <class T, T Hit::*Field>
-struct HitField {
-  using iterator_category = std::forward_iterator_tag;
-  using value_type = T;
-  using difference_type = std::ptrdiff_t;
-  using pointer = const T*;
-  using reference = const T&;
-  const Hit* p;
-  reference operator*() const { return p->*Field; }
-  HitField& operator++() {
-    ++p;
-    return *this;
-  }
-  HitField operator++(int) {
-    HitField t = *this;
-    ++p;
-    return t;
-  }
-  bool operator==(const HitField& o) const { return p == o.p; }
-};
-
+// One field of each hit, appended to `out`, two hits per step through plain
+// registers. (GCC vectorizes a simple loop over this strided field through
+// the stack, two 8-byte stores then one 16-byte load, a failed store forward
+// per pair of hits: ~10 % of a 79-row radius query in perf.)
 template <class T, T Hit::*Field>
 void AppendField(const std::vector<Hit>& hits, std::vector<T>* out) {
-  using It = HitField<T, Field>;
-  out->insert(out->end(), It{hits.data()}, It{hits.data() + hits.size()});
+  const size_t base = out->size(), n = hits.size();
+  out->resize(base + n);
+  T* dst = out->data() + base;
+  const Hit* h = hits.data();
+  size_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    const T a = h[i].*Field, b = h[i + 1].*Field;
+    dst[i] = a;
+    dst[i + 1] = b;
+  }
+  if (i < n) dst[i] = h[i].*Field;
 }
 
 // The column's values of the hits' rows, appended to `data`. Rows are in

@@ -8,10 +8,6 @@ namespace worlddb {
 
 static_assert(kLeafSplit < 0xFE, "slots of splittable leaves fit the row ref's 8 bits");
 
-namespace {
-double Mid(double a, double b) { return (a + b) / 2; }
-}  // namespace
-
 QuadTree::QuadTree(const Rect& world) : world_(world) { InitRoot(); }
 
 QuadTree::~QuadTree() { FreeAll(); }
@@ -150,25 +146,15 @@ uint32_t QuadTree::MakeChildren(uint32_t node) {
   const uint32_t c = AllocGroup();
   Node& n = nodes_[node];
   assert(n.child == kNil && n.data == nullptr && n.count == 0);
-  const double mx = Mid(n.min_x, n.max_x);
-  const double my = Mid(n.min_y, n.max_y);
   for (uint32_t q = 0; q < 4; ++q) {
     const bool right = (q & 1) != 0, top = (q & 2) != 0;
     uint8_t flags = 0;
     if (right) flags |= n.flags & kClosedX;
     if (top) flags |= n.flags & kClosedY;
-    nodes_[c + q] = Node{right ? mx : n.min_x,
-                         top ? my : n.min_y,
-                         right ? n.max_x : mx,
-                         top ? n.max_y : my,
-                         node,
-                         kNil,
-                         nullptr,
-                         0,
-                         0,
-                         static_cast<uint8_t>(n.depth + 1),
-                         flags,
-                         0};
+    const Rect b = ChildBox(n, q);
+    nodes_[c + q] = Node{b.min_x, b.min_y, b.max_x, b.max_y, node,
+                         kNil,    nullptr, 0,       0,       static_cast<uint8_t>(n.depth + 1),
+                         flags,   0};
   }
   n.child = c;
   return c;

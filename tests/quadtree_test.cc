@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -539,6 +540,31 @@ TEST(QuadTreeTest, VisitorsStopEarly) {
   calls = 0;
   EXPECT_TRUE(t.VisitCircle(0, 0, 4, [&](uint32_t, double, double) { return ++calls > 0; }));
   EXPECT_EQ(calls, 3);  // (0,0) (3,0) (0,3); (3,3) is at sqrt(18) > 4
+}
+
+// Walks go level by level, and a level wider than the walk's inline list of
+// 128 nodes moves to the heap: here thousands of nodes are covered whole and
+// hundreds in part at one level. Every entry must come back exactly once.
+TEST(QuadTreeTest, WideWalksVisitEveryEntryOnce) {
+  QuadTree t(kWorld);
+  Model m;
+  uint32_t row = 0;
+  for (int ix = 0; ix < 300; ++ix) {
+    for (int iy = 0; iy < 300; ++iy) {
+      const double x = ix / 3.0 + 0.05, y = iy / 3.0 + 0.05;
+      t.Insert(row, x, y);
+      m.pos[row++] = {x, y};
+    }
+  }
+  ASSERT_GT(t.LeafCount(), 2000u);
+  for (const Rect& r : {Rect{0.5, 0.5, 99.5, 99.5}, Rect{0, 0, 100, 50.2}, Rect{33.3, 0, 66.6, 100},
+                        Rect{0.1, 0.1, 0.2, 0.2}}) {
+    EXPECT_EQ(RectRows(t, r), m.InRect(r)) << r.min_x << "," << r.min_y;
+  }
+  for (const auto& [cx, cy, r] : {std::tuple{50.0, 50.0, 49.9}, std::tuple{0.0, 0.0, 99.0},
+                                  std::tuple{37.1, 61.7, 45.0}, std::tuple{200.0, 50.0, 150.5}}) {
+    EXPECT_EQ(CircleRows(t, cx, cy, r), m.Circle(cx, cy, r)) << cx << "," << cy << " r " << r;
+  }
 }
 
 // ---- Bulk insert ---------------------------------------------------------------------------
