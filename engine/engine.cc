@@ -761,16 +761,6 @@ Status Engine::Run(const Query& q, QueryResult* out) {
 
 Status Engine::Density(const DensityQuery& q, DensityResult* out) {
   WORLDDB_RETURN_IF_ERROR(Shard::CheckDensity(q));
-  // A cell index is floor((x - min_x) * nx / width): with finite corners the
-  // width, or the width times the cell count, can still overflow to inf, and
-  // converting inf to an index is undefined (found by net_request_fuzzer).
-  // TODO: move into Shard::CheckDensity with the other rectangle checks.
-  const double w = q.rect.max_x - q.rect.min_x, h = q.rect.max_y - q.rect.min_y;
-  if (!std::isfinite(w * q.nx) || !std::isfinite(h * q.ny)) {
-    return Status::InvalidArgument(
-        "density rectangle too large: its width or height times the cell count overflows a "
-        "double; ask for a smaller rectangle");
-  }
   const uint32_t shards = shard_count();
   QueryTask task(shards);
   task.density = &q;

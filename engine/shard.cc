@@ -624,6 +624,15 @@ Status Shard::CheckDensity(const DensityQuery& q) {
     return Status::InvalidArgument("density grid " + std::to_string(q.nx) + " x " +
                                    std::to_string(q.ny) + " needs at least one cell per axis");
   }
+  // A cell index is floor((x - min_x) * nx / width): with finite corners the
+  // width, or the width times the cell count, can still overflow to inf, and
+  // converting inf to an index is undefined (found by net_request_fuzzer).
+  const double w = r.max_x - r.min_x, h = r.max_y - r.min_y;
+  if (!std::isfinite(w * q.nx) || !std::isfinite(h * q.ny)) {
+    return Status::InvalidArgument(
+        "density rectangle too large: its width or height times the cell count overflows a "
+        "double; ask for a smaller rectangle");
+  }
   if (uint64_t{q.nx} * q.ny > kMaxDensityCells) {
     return Status::ResourceExhausted("density grid " + std::to_string(q.nx) + " x " +
                                      std::to_string(q.ny) + " has more than " +

@@ -354,6 +354,20 @@ TEST_P(ValidationTest, DensityGridZeroCellsOrFlatRect) {
   EXPECT_EQ(engine_->Density(d, &out).code(), StatusCode::kInvalidArgument);
 }
 
+TEST_P(ValidationTest, DensityRectangleWhoseWidthTimesCellsOverflows) {
+  DensityQuery d;
+  d.rect = {-1.5e308, 0, 1.5e308, 1000};  // finite corners, infinite width
+  d.nx = 1;
+  d.ny = 1;
+  DensityResult out;
+  Status s = engine_->Density(d, &out);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("too large"), std::string::npos) << s.message();
+  d.rect = {0, -5e307, 1000, 5e307};  // finite height, height x ny not
+  d.ny = 4;
+  EXPECT_EQ(engine_->Density(d, &out).code(), StatusCode::kInvalidArgument);
+}
+
 TEST_P(ValidationTest, QueryUnknownKindAndColumn) {
   QueryResult r;
   Query q = Query::Circle(1, 1, 5);
