@@ -389,12 +389,12 @@ class QuadTree {
     uint32_t leaves[kMax];
     bool whole[kMax];
     uint32_t size = 0;
-    bool Add(uint32_t idx, const Node& n, bool all) {
+    bool Add(uint32_t idx, const Node& n, bool covered_whole) {
       const double* xs = Xs(n);
       __builtin_prefetch(xs);
       __builtin_prefetch(xs + Cap(n));
       leaves[size] = idx;
-      whole[size++] = all;
+      whole[size++] = covered_whole;
       return size == kMax;
     }
   };
