@@ -3,6 +3,10 @@
 // lock, and durability "none".
 #include "wal/world.h"
 
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -374,6 +378,52 @@ TEST_F(WorldTest, LogSizeTriggersABackgroundSnapshot) {
   ASSERT_TRUE(w->last_snapshot());
   EXPECT_TRUE(w->last_snapshot_error().ok());
   EXPECT_FALSE(Files("snapshots").empty());
+}
+
+// Whether the file's extents are unwritten (fallocate()d): 1 yes, 0 written,
+// -1 when the file system cannot say (no FIEMAP, or no extents).
+int Unwritten(const fs::path& p) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  constexpr uint32_t kExtents = 32;
+  std::vector<uint64_t> buf((sizeof(fiemap) + kExtents * sizeof(fiemap_extent)) / 8 + 1);
+  auto* map = reinterpret_cast<fiemap*>(buf.data());
+  map->fm_length = FIEMAP_MAX_OFFSET;
+  map->fm_extent_count = kExtents;
+  const int r = ::ioctl(fd, FS_IOC_FIEMAP, map);
+  ::close(fd);
+  if (r != 0 || map->fm_mapped_extents == 0) return -1;
+  bool any = false, all = true;
+  for (uint32_t i = 0; i < map->fm_mapped_extents; ++i) {
+    const bool u = (map->fm_extents[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN) != 0;
+    any |= u;
+    all &= u;
+  }
+  return all ? 1 : any ? -1 : 0;
+}
+
+// The spare segment is zero-filled where commits wait for fdatasync and
+// fallocated where they do not (wal::PreallocationFor).
+TEST_F(WorldTest, SpareSegmentIsZeroFilledForAlwaysAndFallocatedForInterval) {
+  for (const char* mode : {"always", "interval:10"}) {
+    SCOPED_TRACE(mode);
+    fs::remove_all(dir_);
+    WorldOptions o = Options(mode);
+    o.segment_bytes = 1 << 20;
+    auto w = Open(o);
+    ASSERT_TRUE(w);
+    const fs::path spare = dir_ / "wal" / kSpareSegmentName;
+    for (int i = 0; i < 500 && !(fs::exists(spare) && fs::file_size(spare) == o.segment_bytes);
+         ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(fs::exists(spare));
+    ASSERT_EQ(fs::file_size(spare), o.segment_bytes);
+    const int unwritten = Unwritten(spare);
+    if (unwritten < 0) GTEST_SKIP() << "the file system does not report unwritten extents";
+    EXPECT_EQ(unwritten, std::string(mode) == "always" ? 0 : 1);
+    ASSERT_TRUE(w->Close().ok());
+  }
 }
 
 TEST_F(WorldTest, WritesAfterCloseFail) {

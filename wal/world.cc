@@ -116,6 +116,7 @@ Result<std::unique_ptr<World>> World::Open(const WorldOptions& options) {
                                                                    : SyncMode::kInterval;
     lo.interval_ms = options.durability.interval_ms;
     lo.segment_bytes = options.segment_bytes;
+    lo.preallocate_method = PreallocationFor(lo.mode);
     auto log = LogWriter::Open(lo, w->recovery_.last_lsn, w->engine_->last_ticket() + 1);
     if (!log.ok()) return log.status();
     w->log_ = std::move(log.value());
