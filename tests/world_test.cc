@@ -417,12 +417,15 @@ TEST_F(WorldTest, SpareSegmentIsZeroFilledForAlwaysAndFallocatedForInterval) {
          ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    // Close waits for the preparation and keeps the spare only when it is
+    // complete and synced (until then ext4 may show written-to blocks as
+    // unwritten extents).
+    ASSERT_TRUE(w->Close().ok());
     ASSERT_TRUE(fs::exists(spare));
     ASSERT_EQ(fs::file_size(spare), o.segment_bytes);
     const int unwritten = Unwritten(spare);
     if (unwritten < 0) GTEST_SKIP() << "the file system does not report unwritten extents";
     EXPECT_EQ(unwritten, std::string(mode) == "always" ? 0 : 1);
-    ASSERT_TRUE(w->Close().ok());
   }
 }
 

@@ -118,8 +118,8 @@ void LogWriter::WantSpare() {
   }
 }
 
-// Zero-fills the next segment while the current one takes records, so that
-// rotation costs a rename instead of writing segment_bytes of zeros.
+// Prepares the next segment while the current one takes records, so that
+// rotation costs a rename instead of reserving segment_bytes.
 void LogWriter::PrepareLoop() {
   std::unique_lock l(prep_mu_);
   while (true) {
