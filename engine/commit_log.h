@@ -55,6 +55,12 @@ class CommitLog {
   // Returns once records 1..lsn are as durable as the mode promises, or the
   // error that stopped the log.
   virtual Status WaitDurable(uint64_t lsn) = 0;
+  // Returns once every record sequenced before the call is as durable as
+  // `ack` asks (kQueued: at once), or the error that stopped the log. So
+  // Commit(..., Ack::kQueued) followed by WaitAll(ack) gives the record what
+  // Commit(..., ack) would have; consecutive records of one caller then share
+  // one wait (the server's writes of one connection).
+  virtual Status WaitAll(Ack ack) = 0;
   // OK while writes may proceed; otherwise the error that stopped them.
   virtual Status Writable() const = 0;
 };

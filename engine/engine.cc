@@ -485,6 +485,8 @@ Result<WriteStats> Engine::Apply(const uint8_t* data, size_t size, Ack ack) {
   return ApplyBatch(*batch.value(), {data, size}, /*log=*/true, ack);
 }
 
+Status Engine::WaitForLog(Ack ack) { return log_ ? log_->WaitAll(ack) : Status::Ok(); }
+
 Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<const uint8_t> bytes,
                                       bool log, Ack ack) {
   log = log && log_ != nullptr;

@@ -114,6 +114,10 @@ class Engine {
   // returns once it is as durable as the commit log promises.
   // `ack` may ask for less durability than the log's mode (engine/commit_log.h).
   Result<WriteStats> Apply(const uint8_t* data, size_t size, Ack ack = Ack::kMode);
+  // Returns once every write applied before the call is as durable as `ack`
+  // asks (CommitLog::WaitAll); OK at once without a log. Writes applied with
+  // Ack::kQueued and then this wait get what `ack` promises.
+  Status WaitForLog(Ack ack);
   // Ticket of the last write or schema change issued.
   uint64_t last_ticket() const { return next_ticket_.load(std::memory_order_acquire) - 1; }
 

@@ -694,9 +694,71 @@ void Dispatcher::FinishBatch(uint64_t request_id, const Query* queries, const St
   Finish(request_id, fb::ResponseBody_QueryBatchReply, reply.Union(), fbb);
 }
 
+bool Dispatcher::IsWrite(const uint8_t* data, size_t size) const {
+  fbs::Verifier::Options o;
+  o.max_depth = options_.verifier_max_depth;
+  o.max_tables = options_.verifier_max_tables;
+  o.check_nested_flatbuffers = false;
+  fbs::Verifier verifier(data, size, o);
+  return size >= sizeof(fbs::uoffset_t) && fb::VerifyRequestBuffer(verifier) &&
+         fb::GetRequest(data)->body_type() == fb::RequestBody_ApplyBatch;
+}
+
+void Dispatcher::RunWrites(std::span<const std::span<const uint8_t>> requests,
+                           fbs::FlatBufferBuilder* fbb,
+                           const std::function<void(size_t)>& emit) const {
+  struct Outcome {
+    uint64_t request_id;
+    Ack ack;
+    Status status;
+    WriteStats stats;
+    uint64_t ticket;
+  };
+  std::vector<Outcome> outcomes;
+  outcomes.reserve(requests.size());
+  Ack wait = Ack::kQueued;  // the most any applied batch asked for (kMode < kWritten < kQueued)
+  for (std::span<const uint8_t> bytes : requests) {
+    const fb::Request* req = fb::GetRequest(bytes.data());
+    const fb::ApplyBatch* a = req->body_as_ApplyBatch();
+    Outcome o{req->request_id(), static_cast<Ack>(a->ack()), Status::Ok(), {}, 0};
+    if (options_.writable) o.status = options_.writable();
+    if (o.status.ok()) {
+      auto r = engine_->Apply(a->batch()->Data(), a->batch()->size(), Ack::kQueued);
+      if (r.ok()) {
+        o.stats = r.value();
+        o.ticket = engine_->last_ticket();
+        wait = std::min(wait, o.ack);
+      } else {
+        o.status = r.status();
+      }
+    }
+    outcomes.push_back(std::move(o));
+  }
+  const Status logged = wait == Ack::kQueued ? Status::Ok() : engine_->WaitForLog(wait);
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const Outcome& o = outcomes[i];
+    fbb->Clear();
+    if (!o.status.ok()) {
+      EncodeStatus(o.request_id, o.status, fbb);
+    } else if (!logged.ok() && o.ack != Ack::kQueued) {
+      EncodeStatus(o.request_id, logged, fbb);
+    } else {
+      const WriteStats& w = o.stats;
+      auto reply = fb::CreateApplyReply(*fbb, w.created, w.replaced, w.moved, w.set, w.deleted,
+                                        w.delete_missing, o.ticket);
+      Finish(o.request_id, fb::ResponseBody_ApplyReply, reply.Union(), fbb);
+    }
+    emit(i);
+  }
+}
+
 void Dispatcher::RunBlocking(const uint8_t* data, size_t size, fbs::FlatBufferBuilder* fbb) const {
-  (void)size;
   const fb::Request* req = fb::GetRequest(data);
+  if (req->body_type() == fb::RequestBody_ApplyBatch) {
+    const std::span<const uint8_t> one[] = {{data, size}};
+    RunWrites(one, fbb, [](size_t) {});
+    return;
+  }
   const uint64_t id = req->request_id();
   fbb->Clear();
   if (req->body_type() != fb::RequestBody_Snapshot && options_.writable) {
@@ -707,19 +769,6 @@ void Dispatcher::RunBlocking(const uint8_t* data, size_t size, fbs::FlatBufferBu
     }
   }
   switch (req->body_type()) {
-    case fb::RequestBody_ApplyBatch: {
-      const fb::ApplyBatch* a = req->body_as_ApplyBatch();
-      auto r = engine_->Apply(a->batch()->Data(), a->batch()->size(), static_cast<Ack>(a->ack()));
-      if (!r.ok()) {
-        EncodeStatus(id, r.status(), fbb);
-        return;
-      }
-      const WriteStats& w = r.value();
-      auto reply = fb::CreateApplyReply(*fbb, w.created, w.replaced, w.moved, w.set, w.deleted,
-                                        w.delete_missing, engine_->last_ticket());
-      Finish(id, fb::ResponseBody_ApplyReply, reply.Union(), fbb);
-      return;
-    }
     case fb::RequestBody_SchemaChangeRequest: {
       const auto* c = req->body_as_SchemaChangeRequest()->change();
       Status s = engine_->ApplySchemaChange(c->Data(), c->size());

@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -127,6 +128,25 @@ class Dispatcher {
   // Runs a request Begin() classified as kBlocking. `data` is the same
   // (aligned) bytes; they are trusted to have passed Begin().
   void RunBlocking(const uint8_t* data, size_t size, flatbuffers::FlatBufferBuilder* fbb) const;
+
+  // Whether `data` (aligned) is a Request whose body is a write batch. The
+  // check is shallow (the nested batch is not verified: Begin() does that),
+  // so the server can tell a connection's next pipelined write apart before
+  // it runs Begin() on it.
+  bool IsWrite(const uint8_t* data, size_t size) const;
+
+  // Runs consecutive write batches of one connection in order, each one a
+  // request Begin() classified as kBlocking (same aligned bytes). Each batch
+  // is applied as soon as the one before it is, and the log is waited for
+  // once, after the last: the log keeps ticket order, so that one wait gives
+  // every batch the durability it asked for, and a connection's pipelined
+  // batches share one group commit instead of each waiting for its own.
+  // After the wait, emit(i) is called for each request in order, with its
+  // response in `fbb`. A batch that is refused, or whose wait fails, gets its
+  // error; the others are unaffected (each is whole or not at all).
+  void RunWrites(std::span<const std::span<const uint8_t>> requests,
+                 flatbuffers::FlatBufferBuilder* fbb,
+                 const std::function<void(size_t)>& emit) const;
 
   // Everything at once, for tests and the fuzzer: the response payload.
   void Handle(const uint8_t* data, size_t size, Session* session,

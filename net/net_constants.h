@@ -21,6 +21,13 @@ inline constexpr uint32_t kDefaultIdleTimeoutSeconds = 300;  // 0 = never
 // different connections share one group commit.
 inline constexpr uint32_t kDefaultWriterThreads = 4;
 inline constexpr uint32_t kMaxWriterThreads = 64;
+// Write batches of one connection that one writer-thread job takes at most
+// (pipelined back to back: applied in order, then one wait for the log), and
+// the payload bytes after which it stops adding more (it copies them). A
+// busy connection's input is read ahead up to these bytes (and one whole
+// frame), so that its next batches are there to join.
+inline constexpr size_t kMaxGroupedWrites = 64;
+inline constexpr size_t kMaxGroupedWriteBytes = size_t{1} << 20;
 // Queries gathered from all connections into one round (one hand-off to the
 // shards), at most. Small enough that a burst of pipelined queries makes
 // several rounds, so the event loop encodes one round while the shards run
@@ -48,6 +55,8 @@ static_assert(kDefaultMaxFrameBytes < (size_t{1} << 31),
 static_assert(kDefaultMaxOutputBufferBytes >= kDefaultMaxFrameBytes,
               "the output cap must hold at least one maximal response");
 static_assert(kDefaultMaxConnections > 0 && kDefaultMaxResultRows > 0);
+static_assert(kMaxGroupedWriteBytes <= kDefaultMaxFrameBytes,
+              "a busy connection reads ahead no more than one frame could take");
 static_assert(kDefaultWriterThreads >= 1 && kDefaultWriterThreads <= kMaxWriterThreads);
 static_assert(kMaxBatchQueries >= kMaxQueriesPerRound,
               "a batch must be able to fill a round on its own");

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <span>
 
 #include "net/frame.h"
 
@@ -81,16 +82,35 @@ std::string PeerName(const sockaddr_storage& ss) {
 
 }  // namespace
 
-// A blocking request on its way to a writer thread and back.
+// Blocking requests of one connection on their way to a writer thread and
+// back: one request, or write batches that were pipelined back to back
+// (Dispatcher::RunWrites runs them with one wait for the log).
 struct Server::Job {
+  struct Item {
+    std::vector<uint64_t> payload;  // 8-byte aligned copy of the request
+    size_t size = 0;
+    // For metrics: when the frame was parsed, what it is, how it ended.
+    int64_t start_ns = 0;
+    RequestType type = RequestType::kInvalid;
+    fb::ErrorCode code = fb::ErrorCode_Ok;
+    std::span<const uint8_t> bytes() const {
+      return {reinterpret_cast<const uint8_t*>(payload.data()), size};
+    }
+  };
   uint64_t conn_id = 0;
-  std::vector<uint64_t> payload;  // 8-byte aligned copy of the request
-  size_t size = 0;
-  std::vector<uint8_t> response;  // framed
-  // For metrics: when the frame was parsed, what it is, how it ended.
-  int64_t start_ns = 0;
-  RequestType type = RequestType::kInvalid;
-  fb::ErrorCode code = fb::ErrorCode_Ok;
+  std::vector<Item> items;
+  size_t bytes = 0;               // the items' payloads together
+  std::vector<uint8_t> response;  // framed, in request order
+
+  void Add(const uint8_t* data, size_t size, int64_t start_ns, RequestType type) {
+    Item& it = items.emplace_back();
+    it.payload.resize((size + 7) / 8);
+    std::memcpy(it.payload.data(), data, size);
+    it.size = size;
+    it.start_ns = start_ns;
+    it.type = type;
+    bytes += size;
+  }
 };
 
 // One response of a round, in request order: a query's answer (query >= 0),
@@ -278,14 +298,23 @@ void Server::WriterLoop() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    dispatcher_->RunBlocking(reinterpret_cast<const uint8_t*>(job->payload.data()), job->size,
-                             &fbb);
-    if (fbb.GetSize() > options_.max_frame_bytes) {
-      Dispatcher::EncodeError(0, fb::ErrorCode_ResourceExhausted,
-                              "response exceeds the frame limit", &fbb);
+    auto emit = [&](size_t i) {
+      if (fbb.GetSize() > options_.max_frame_bytes) {
+        Dispatcher::EncodeError(0, fb::ErrorCode_ResourceExhausted,
+                                "response exceeds the frame limit", &fbb);
+      }
+      AppendFrame({fbb.GetBufferPointer(), fbb.GetSize()}, &job->response);
+      job->items[i].code = ResponseCode(fbb.GetBufferPointer());
+    };
+    if (job->items.front().type == RequestType::kWrite) {
+      std::vector<std::span<const uint8_t>> writes;
+      for (const Job::Item& it : job->items) writes.push_back(it.bytes());
+      dispatcher_->RunWrites(writes, &fbb, emit);
+    } else {
+      const Job::Item& it = job->items.front();
+      dispatcher_->RunBlocking(it.bytes().data(), it.size, &fbb);
+      emit(0);
     }
-    AppendFrame({fbb.GetBufferPointer(), fbb.GetSize()}, &job->response);
-    job->code = ResponseCode(fbb.GetBufferPointer());
     {
       std::lock_guard<std::mutex> lock(done_mu_);
       done_.push_back(std::move(job));
@@ -303,15 +332,15 @@ void Server::DrainCompletions(std::vector<Connection*>* active) {
   }
   for (auto& job : done) {
     auto it = conns_.find(job->conn_id);
-    if (it == conns_.end()) {
-      // Closed meanwhile; the write still happened whole.
-      if (timed())
-        RecordCode(job->type, job->start_ns, job->code, nullptr, job->size, nullptr, nullptr);
-      continue;
+    // Closed meanwhile: the writes still happened, each whole.
+    Connection* c = it == conns_.end() ? nullptr : it->second.get();
+    if (timed()) {
+      for (const Job::Item& i : job->items) {
+        RecordCode(i.type, i.start_ns, i.code, c, i.size, nullptr, nullptr);
+      }
     }
-    Connection* c = it->second.get();
+    if (!c) continue;
     c->AppendRaw(job->response);
-    if (timed()) RecordCode(job->type, job->start_ns, job->code, c, job->size, nullptr, nullptr);
     c->busy = false;
     MarkActive(c, active);
   }
@@ -516,11 +545,9 @@ bool Server::ParseFrames(Connection* c, Round* round) {
       case Dispatcher::Next::kBlocking: {
         auto job = std::make_unique<Job>();
         job->conn_id = c->id();
-        job->size = v.payload_bytes;
-        job->payload.resize((v.payload_bytes + 7) / 8);
-        job->start_ns = start_ns;
-        job->type = type;
-        std::memcpy(job->payload.data(), payload, v.payload_bytes);
+        job->Add(payload, v.payload_bytes, start_ns, type);
+        c->Consume(v.frame_bytes());
+        if (type == RequestType::kWrite) GatherWrites(c, job.get());
         c->busy = true;
         if (c->round_entries == 0) {
           Submit(std::move(job));
@@ -529,12 +556,33 @@ bool Server::ParseFrames(Connection* c, Round* round) {
           round->deferred_jobs.push_back(std::move(job));
           ++c->round_entries;
         }
-        break;
+        return false;  // c waits for its job; the frame is consumed
       }
     }
     c->Consume(v.frame_bytes());
   }
   return false;
+}
+
+void Server::GatherWrites(Connection* c, Job* job) {
+  while (job->items.size() < kMaxGroupedWrites && job->bytes < kMaxGroupedWriteBytes) {
+    const FrameView v = PeekFrame(c->in_data(), c->in_size(), options_.max_frame_bytes);
+    if (v.state != FrameView::State::kFrame) return;
+    const uint8_t* payload =
+        AlignPayload(c->in_data() + kFrameHeaderBytes, v.payload_bytes, &align_scratch_);
+    if (!dispatcher_->IsWrite(payload, v.payload_bytes)) return;
+    const int64_t start_ns = timed() ? NowNs() : 0;
+    Query unused;
+    uint64_t rid = 0;
+    // A write Begin() refuses (a bad ack, a malformed batch) stays in the
+    // input and is answered once the job is back, in order.
+    if (dispatcher_->Begin(payload, v.payload_bytes, &c->session, &fbb_, &unused, &rid) !=
+        Dispatcher::Next::kBlocking) {
+      return;
+    }
+    job->Add(payload, v.payload_bytes, start_ns, RequestType::kWrite);
+    c->Consume(v.frame_bytes());
+  }
 }
 
 void Server::FinishRound(Round* r) {
@@ -621,9 +669,12 @@ void Server::FlushOutput(Connection* c) {
 void Server::UpdateEvents(Connection* c) {
   uint32_t want = 0;
   // A busy connection's later requests wait; stop reading once a whole frame
-  // is buffered so that a pipelining client cannot grow our input buffer.
-  const bool input_full = PeekFrame(c->in_data(), c->in_size(), options_.max_frame_bytes).state !=
-                          FrameView::State::kNeedMore;
+  // and kMaxGroupedWriteBytes are buffered, so that a pipelining client
+  // cannot grow our input buffer, yet its next write batches can join one
+  // job (GatherWrites) when this one is back.
+  const bool input_full = c->in_size() >= kMaxGroupedWriteBytes &&
+                          PeekFrame(c->in_data(), c->in_size(), options_.max_frame_bytes).state !=
+                              FrameView::State::kNeedMore;
   if (!c->read_closed && !c->closing && !stopping_.load(std::memory_order_relaxed) &&
       !(c->busy && input_full)) {
     want |= EPOLLIN;

@@ -17,7 +17,9 @@
 //   * Requests on one connection are executed in order: while a connection's
 //     blocking request runs, its later requests wait (in its input buffer),
 //     so a query pipelined after a write sees that write. Responses come back
-//     in request order.
+//     in request order. Write batches pipelined back to back, already whole
+//     in the input, go to the writer thread as one job: applied in order,
+//     then one wait for the log (Dispatcher::RunWrites).
 //
 // Ownership: the Server does not own the Engine (or the TokenTable in
 // options), which must outlive it.
@@ -109,6 +111,9 @@ class Server {
   void ReadFrom(Connection* c);
   void Process(std::vector<Connection*>& active);
   bool ParseFrames(Connection* c, Round* round);
+  // Adds the write batches that follow in c's input, whole frames in a row,
+  // to `job` (a write batch), up to kMaxGroupedWrites / kMaxGroupedWriteBytes.
+  void GatherWrites(Connection* c, Job* job);
   void FinishRound(Round* round);
   // Sends what c's output buffer holds, as far as the socket takes it; a
   // failure marks c to be closed.

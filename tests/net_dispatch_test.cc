@@ -193,6 +193,100 @@ TEST_F(DispatchTest, ApplyBatchWithUnknownAckIsInvalid) {
   EXPECT_EQ(engine_->size(), 0u);
 }
 
+// What RunWrites asks of the log: every batch committed as kQueued, then one
+// WaitAll for the most any applied batch asked for; WaitAll fails on demand.
+class ScriptedLog : public CommitLog {
+ public:
+  Status Commit(uint64_t, RecordType, std::span<const uint8_t> record, Ack ack) override {
+    std::lock_guard<std::mutex> l(mu);
+    if (!record.empty()) commits.push_back(ack);
+    return Status::Ok();
+  }
+  Result<uint64_t> Mark(uint64_t) override { return uint64_t{0}; }
+  Status WaitDurable(uint64_t) override { return Status::Ok(); }
+  Status WaitAll(Ack ack) override {
+    std::lock_guard<std::mutex> l(mu);
+    waits.push_back(ack);
+    return wait_error;
+  }
+  Status Writable() const override { return Status::Ok(); }
+
+  std::mutex mu;
+  std::vector<Ack> commits, waits;
+  Status wait_error;
+};
+
+struct WritesRun {
+  std::vector<Reply> replies;
+  size_t players = 0;
+};
+
+// Runs `requests` through one RunWrites against an engine logging to `log`.
+WritesRun RunWrites(ScriptedLog* log, const std::vector<std::vector<uint8_t>>& requests) {
+  EngineOptions eo;
+  eo.world = {-1000, -1000, 1000, 1000};
+  auto engine = std::move(Engine::Open(eo).value());
+  EXPECT_TRUE(engine->CreateKind(PlayerKind()).ok());
+  engine->SetCommitLog(log);
+  Dispatcher d(engine.get(), {});
+  std::vector<std::span<const uint8_t>> spans(requests.begin(), requests.end());
+  flatbuffers::FlatBufferBuilder fbb;
+  WritesRun run;
+  d.RunWrites(spans, &fbb, [&](size_t i) {
+    EXPECT_EQ(i, run.replies.size());
+    run.replies.emplace_back(fbb.GetBufferPointer(), fbb.GetSize());
+  });
+  run.players = engine->size();
+  return run;
+}
+
+std::vector<uint8_t> OnePlayer(uint64_t request_id, uint64_t id, uint8_t ack) {
+  BatchBuilder b;
+  b.Upsert(id, "player", 1, 1);
+  return Apply(request_id, b.Finish(), ack);
+}
+
+TEST(DispatchRunWrites, EachBatchIsQueuedAndOneWaitAsksForTheMostAnyAskedFor) {
+  ScriptedLog log;
+  BatchBuilder refused;
+  refused.Move(999, 1, 1);  // no such entity
+  auto run = RunWrites(&log, {OnePlayer(1, 1, 2), OnePlayer(2, 2, 1), Apply(3, refused.Finish(), 0),
+                              OnePlayer(4, 3, 2)});
+  ASSERT_EQ(run.replies.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(run.replies[i].valid());
+    EXPECT_EQ(run.replies[i]->request_id(), i + 1);
+    EXPECT_EQ(run.replies[i].code(), i == 2 ? fb::ErrorCode_NotFound : fb::ErrorCode_Ok)
+        << run.replies[i].message();
+  }
+  EXPECT_EQ(run.players, 3u);
+  EXPECT_EQ(log.commits, std::vector<Ack>(3, Ack::kQueued));
+  // The refused batch asked for the mode, but nothing of it is logged.
+  EXPECT_EQ(log.waits, std::vector<Ack>{Ack::kWritten});
+}
+
+TEST(DispatchRunWrites, BatchesThatAskOnlyForQueuedDoNotWait) {
+  ScriptedLog log;
+  auto run = RunWrites(&log, {OnePlayer(1, 1, 2), OnePlayer(2, 2, 2)});
+  ASSERT_EQ(run.replies.size(), 2u);
+  EXPECT_EQ(run.replies[1].code(), fb::ErrorCode_Ok);
+  EXPECT_EQ(log.commits.size(), 2u);
+  EXPECT_TRUE(log.waits.empty());
+}
+
+TEST(DispatchRunWrites, AFailedWaitFailsTheBatchesThatNeededIt) {
+  ScriptedLog log;
+  log.wait_error = Status::IOError("wal-1.log: fdatasync failed: Input/output error");
+  auto run = RunWrites(&log, {OnePlayer(1, 1, 0), OnePlayer(2, 2, 2), OnePlayer(3, 3, 1)});
+  ASSERT_EQ(run.replies.size(), 3u);
+  EXPECT_EQ(log.waits, std::vector<Ack>{Ack::kMode});
+  EXPECT_NE(run.replies[0].code(), fb::ErrorCode_Ok);
+  EXPECT_NE(run.replies[0].message().find("fdatasync failed"), std::string::npos)
+      << run.replies[0].message();
+  EXPECT_EQ(run.replies[1].code(), fb::ErrorCode_Ok);  // asked only to be queued
+  EXPECT_NE(run.replies[2].code(), fb::ErrorCode_Ok);
+}
+
 TEST_F(DispatchTest, ApplyBatchWithQueuedAckWorksWithoutALog) {
   BatchBuilder b;
   b.Upsert(1, "player", 1, 1);

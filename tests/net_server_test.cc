@@ -233,6 +233,52 @@ TEST_F(ServerTest, AGarbagePayloadGetsAnErrorAndTheConnectionGoesOn) {
   EXPECT_EQ((*p)->request_id(), 5u);
 }
 
+// Write batches pipelined back to back run as one job (applied in order, one
+// wait for the log), with requests the job cannot take among them: a batch
+// the engine refuses (inside the job), one with a bad ack and one with
+// garbage bytes (which Begin() answers, ending the job). Each gets its own
+// answer, in order, and a query after them sees every applied batch.
+TEST_F(ServerTest, PipelinedWritesKeepTheirOwnOutcomesAndOrder) {
+  StartServer();
+  RawConn c(port());
+  std::vector<uint8_t> all;
+  std::vector<fb::ErrorCode> expect;
+  std::vector<uint64_t> applied;
+  for (uint64_t i = 1; i <= 60; ++i) {
+    if (i == 10) {
+      BatchBuilder b;
+      b.Upsert(900000, "player", 1e9, 0);  // out of the world
+      AppendFrame(Apply(i, b.Finish()), &all);
+      expect.push_back(fb::ErrorCode_InvalidArgument);
+    } else if (i == 20) {
+      AppendFrame(Apply(i, Players(100 * i, 3), /*ack=*/3), &all);
+      expect.push_back(fb::ErrorCode_InvalidArgument);
+    } else if (i == 30) {
+      AppendFrame(Apply(i, std::vector<uint8_t>{1, 2, 3, 4, 5, 6, 7, 8}), &all);
+      expect.push_back(fb::ErrorCode_BadMessage);
+    } else {
+      AppendFrame(Apply(i, Players(100 * i, 3), static_cast<uint8_t>(i % 3)), &all);
+      expect.push_back(fb::ErrorCode_Ok);
+      for (uint64_t k = 0; k < 3; ++k) applied.push_back(100 * i + k);
+    }
+  }
+  AppendFrame(Get(61, applied), &all);
+  ASSERT_TRUE(c.SendRaw(all));
+  for (uint64_t i = 1; i <= 60; ++i) {
+    auto r = c.Read();
+    ASSERT_TRUE(r && r->valid()) << "response " << i;
+    // A request that fails the verifier is answered with id 0 (unreadable).
+    ASSERT_EQ((*r)->request_id(), i == 30 ? 0 : i);
+    EXPECT_EQ(r->code(), expect[i - 1]) << "request " << i << ": " << r->message();
+  }
+  auto g = c.Read();
+  ASSERT_TRUE(g && g->valid());
+  ASSERT_EQ((*g)->request_id(), 61u);
+  ASSERT_EQ((*g)->body_type(), fb::ResponseBody_QueryReply) << g->message();
+  EXPECT_EQ((*g)->body_as_QueryReply()->ids()->size(), applied.size());
+  EXPECT_EQ(engine_->size(), applied.size());
+}
+
 TEST_F(ServerTest, AnInvalidWriteChangesNothingAndOthersGoOn) {
   StartServer();
   RawConn c(port());

@@ -372,6 +372,7 @@ class FakeLog : public CommitLog {
     waited_.push_back(lsn);
     return durable_error_ ? Status::IOError("disk gone") : Status::Ok();
   }
+  Status WaitAll(Ack) override { return Status::Ok(); }
   Status Writable() const override { return Status::Ok(); }
 
   std::mutex mu_;

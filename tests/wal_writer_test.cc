@@ -269,6 +269,34 @@ TEST(WalWriter, WaitDurable) {
   EXPECT_EQ((*w)->WaitDurable(2).code(), StatusCode::kInvalidArgument);
 }
 
+// Records committed as kQueued, then one WaitAll: the later records' wait
+// covers the earlier ones (the server's pipelined writes, RunWrites).
+TEST(WalWriter, WaitAllCoversEveryRecordSequencedBefore) {
+  for (SyncMode mode : {SyncMode::kAlways, SyncMode::kInterval}) {
+    FaultFileSystem fs;
+    LogOptions o = Opts(&fs, mode);
+    o.interval_ms = 60'000;  // no sync but the ones asked for
+    auto w = LogWriter::Open(o, 0, 1);
+    ASSERT_TRUE(w.ok());
+    for (uint64_t t = 1; t <= 3; ++t) {
+      ASSERT_TRUE((*w)->Commit(t, RecordType::kWriteBatch, Bytes(t, 10), Ack::kQueued).ok());
+    }
+    EXPECT_TRUE((*w)->WaitAll(Ack::kQueued).ok());
+    EXPECT_TRUE((*w)->WaitAll(Ack::kWritten).ok());
+    EXPECT_EQ((*w)->written_lsn(), 3u);
+    ASSERT_TRUE((*w)->Commit(4, RecordType::kWriteBatch, Bytes(4, 10), Ack::kQueued).ok());
+    EXPECT_TRUE((*w)->WaitAll(Ack::kMode).ok());
+    EXPECT_EQ((*w)->written_lsn(), 4u);
+    if (mode == SyncMode::kAlways) {
+      EXPECT_EQ((*w)->durable_lsn(), 4u);
+      fs.PowerCut();  // what kMode promised in "always" survives it
+      auto got = ReadAll(&fs, kDir);
+      ASSERT_TRUE(got.ok());
+      EXPECT_EQ(got->size(), 4u);
+    }
+  }
+}
+
 TEST(WalWriter, RotatesAcrossManySmallSegments) {
   FaultFileSystem fs;
   LogOptions o = Opts(&fs);

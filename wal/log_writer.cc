@@ -331,6 +331,12 @@ Status LogWriter::WaitDurable(uint64_t lsn) {
   return WaitFor(l, lsn, o_.mode == SyncMode::kAlways);
 }
 
+Status LogWriter::WaitAll(Ack ack) {
+  if (ack == Ack::kQueued) return Status::Ok();
+  std::unique_lock l(mu_);
+  return WaitFor(l, last_lsn_, ack == Ack::kMode && o_.mode == SyncMode::kAlways);
+}
+
 Status LogWriter::Writable() const {
   if (!failed_flag_.load(std::memory_order_acquire)) return Status::Ok();
   std::lock_guard l(mu_);

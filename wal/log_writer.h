@@ -127,6 +127,7 @@ class LogWriter final : public CommitLog {
   Result<uint64_t> Mark(uint64_t ticket) override;
   // In kAlways: records 1..lsn synced; in kInterval: written (Flush() syncs).
   Status WaitDurable(uint64_t lsn) override;
+  Status WaitAll(Ack ack) override;
   Status Writable() const override;
 
   uint64_t last_lsn() const;     // last LSN assigned
