@@ -227,6 +227,60 @@ TEST(WalFault, EnospcErrorSaysTheDiskIsFull) {
   EXPECT_NE(s.message().find("offset"), std::string::npos) << s.message();
 }
 
+// In "interval", the log starts writeback every kWritebackBytes; a failed
+// writeback stops the log like a failed fdatasync (its error may not be
+// reported again), and nothing after it is acknowledged.
+TEST(WalFault, FailedWritebackStopsTheLog) {
+  FaultFileSystem fs;
+  LogOptions o = SmallLog(&fs, SyncMode::kInterval);
+  o.segment_bytes = 4 * kWritebackBytes;
+  o.interval_ms = 60'000;
+  auto w = LogWriter::Open(o, 0, 1);
+  ASSERT_TRUE(w.ok());
+  fs.FailWriteback(1);
+  const std::vector<uint8_t> big(kWritebackBytes / 4, 7);
+  Status s;
+  uint64_t t = 1;
+  for (; t <= 16 && s.ok(); ++t) s = (*w)->Commit(t, RecordType::kWriteBatch, big, Ack::kWritten);
+  ASSERT_FALSE(s.ok()) << "no writeback was issued for " << t - 1 << " records of 1 MiB";
+  EXPECT_NE(s.message().find("sync_file_range"), std::string::npos) << s.message();
+  EXPECT_FALSE((*w)->Writable().ok());
+  EXPECT_FALSE((*w)->Commit(t, RecordType::kWriteBatch, big).ok());
+}
+
+TEST(WalFault, WritebackIsNotDurability) {
+  for (SyncMode mode : {SyncMode::kAlways, SyncMode::kInterval}) {
+    FaultFileSystem fs;
+    LogOptions o = SmallLog(&fs, mode);
+    o.segment_bytes = 4 * kWritebackBytes;
+    o.interval_ms = 60'000;
+    auto w = LogWriter::Open(o, 0, 1);
+    ASSERT_TRUE(w.ok());
+    const std::vector<uint8_t> big(kWritebackBytes / 4, 7);
+    for (uint64_t t = 1; t <= 9; ++t) {
+      ASSERT_TRUE((*w)->Commit(t, RecordType::kWriteBatch, big, Ack::kWritten).ok());
+    }
+    if (mode == SyncMode::kAlways) {
+      EXPECT_EQ(fs.writebacks(), 0u) << "every commit syncs: nothing to start early";
+      continue;
+    }
+    EXPECT_GE(fs.writebacks(), 2u);
+    EXPECT_EQ((*w)->durable_lsn(), 0u);
+    fs.PowerCut();
+    ScanOptions so;
+    so.dirs = {kDir};
+    so.fs = &fs;
+    so.repair_tail = true;
+    uint64_t survived = 0;
+    auto r = ScanLog(so, [&](const Record&) {
+      ++survived;
+      return Status::Ok();
+    });
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(survived, 0u) << "records survived a power cut without a sync";
+  }
+}
+
 TEST(WalFault, FailedSyncIsNeverRetriedAsSuccess) {
   FaultFileSystem fs;
   LogOptions o = SmallLog(&fs, SyncMode::kAlways);

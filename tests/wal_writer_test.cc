@@ -613,6 +613,30 @@ TEST_P(WalRealDiskTest, RoundTripWithRotationAndBatchBytes) {
   EXPECT_GT(segs->size(), 2u);
 }
 
+// "interval" over several kWritebackBytes: sync_file_range through io_uring
+// goes with the writes, and everything reads back.
+TEST_P(WalRealDiskTest, IntervalStartsWritebackAsSegmentsFill) {
+  LogOptions o;
+  o.dir = dir_;
+  o.mode = SyncMode::kInterval;
+  o.interval_ms = 60'000;
+  o.segment_bytes = 3 * kWritebackBytes;
+  o.preallocate = GetParam() != 0;
+  o.preallocate_method = GetParam() == 2 ? Preallocate::kFallocate : Preallocate::kZeroFill;
+  auto w = LogWriter::Open(o, 0, 1);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  constexpr uint64_t kRecords = 40;
+  const std::vector<uint8_t> record(kWritebackBytes / 8, 0x5a);
+  for (uint64_t t = 1; t <= kRecords; ++t) {
+    ASSERT_TRUE((*w)->Commit(t, RecordType::kWriteBatch, record).ok());
+  }
+  ASSERT_TRUE((*w)->Close().ok());
+  auto got = ReadAll(FileSystem::Default(), dir_);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), kRecords);
+  for (const auto& g : *got) EXPECT_EQ(g.payload, record);
+}
+
 INSTANTIATE_TEST_SUITE_P(Preallocate, WalRealDiskTest, ::testing::Values(0, 1, 2));
 
 }  // namespace

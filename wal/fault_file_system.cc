@@ -25,6 +25,10 @@ void FaultFileSystem::FailSync(uint64_t n) {
   std::lock_guard l(mu_);
   fail_sync_ = n;
 }
+void FaultFileSystem::FailWriteback(uint64_t n) {
+  std::lock_guard l(mu_);
+  fail_writeback_ = n;
+}
 void FaultFileSystem::ShortWrite(uint64_t n) {
   std::lock_guard l(mu_);
   short_write_ = n;
@@ -35,13 +39,17 @@ void FaultFileSystem::SetSpaceLimit(uint64_t bytes) {
 }
 void FaultFileSystem::ClearFaults() {
   std::lock_guard l(mu_);
-  fail_write_ = fail_sync_ = short_write_ = 0;
+  fail_write_ = fail_sync_ = fail_writeback_ = short_write_ = 0;
   space_limit_ = UINT64_MAX;
-  writes_ = syncs_ = 0;
+  writes_ = syncs_ = writebacks_ = 0;
 }
 uint64_t FaultFileSystem::writes() const {
   std::lock_guard l(mu_);
   return writes_;
+}
+uint64_t FaultFileSystem::writebacks() const {
+  std::lock_guard l(mu_);
+  return writebacks_;
 }
 uint64_t FaultFileSystem::syncs() const {
   std::lock_guard l(mu_);
@@ -115,6 +123,12 @@ void FaultFileSystem::RunLocked(const std::string& path, IoOp& op) {
     return;
   }
   File& f = it->second;
+  if (op.kind == IoOp::Kind::kWriteback) {
+    // Persists nothing here: what reaches the disk before a sync is the
+    // kernel's choice, and PowerCut drops whatever no kSync covered.
+    op.result = ++writebacks_ == fail_writeback_ ? -EIO : 0;
+    return;
+  }
   if (op.kind == IoOp::Kind::kSync) {
     ++syncs_;
     if (syncs_ == fail_sync_) {

@@ -31,11 +31,13 @@ class FaultFileSystem final : public FileSystem {
 
   void FailWrite(uint64_t n);          // the n-th write returns -EIO (0 = never)
   void FailSync(uint64_t n);           // the n-th sync returns -EIO (0 = never)
+  void FailWriteback(uint64_t n);      // the n-th writeback returns -EIO (0 = never)
   void ShortWrite(uint64_t n);         // the n-th write writes half its bytes
   void SetSpaceLimit(uint64_t bytes);  // UINT64_MAX = unlimited
   void ClearFaults();
-  uint64_t writes() const;  // write ops seen
-  uint64_t syncs() const;   // sync ops seen
+  uint64_t writes() const;      // write ops seen
+  uint64_t syncs() const;       // sync ops seen
+  uint64_t writebacks() const;  // writeback ops seen
   uint64_t used_bytes() const;
 
   void PowerCut();
@@ -75,9 +77,9 @@ class FaultFileSystem final : public FileSystem {
   mutable std::mutex mu_;
   std::map<std::string, File> files_;
   std::set<std::string> dirs_;
-  uint64_t fail_write_ = 0, fail_sync_ = 0, short_write_ = 0;
+  uint64_t fail_write_ = 0, fail_sync_ = 0, fail_writeback_ = 0, short_write_ = 0;
   uint64_t space_limit_ = UINT64_MAX;
-  uint64_t writes_ = 0, syncs_ = 0;
+  uint64_t writes_ = 0, syncs_ = 0, writebacks_ = 0;
 };
 
 }  // namespace worlddb::wal

@@ -131,6 +131,9 @@ class UringLogIo final : public LogIo {
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
         if (op.kind == IoOp::Kind::kSync) {
           io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+        } else if (op.kind == IoOp::Kind::kWriteback) {
+          io_uring_prep_sync_file_range(sqe, fd, static_cast<unsigned>(op.len), op.offset,
+                                        SYNC_FILE_RANGE_WRITE);
         } else if (fixed_ && op.buf_index >= 0) {
           io_uring_prep_write_fixed(sqe, fd, op.data, static_cast<unsigned>(op.len), op.offset,
                                     op.buf_index);

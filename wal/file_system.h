@@ -35,9 +35,12 @@ enum class Preallocate : uint8_t {
 };
 
 struct IoOp {
-  enum class Kind : uint8_t { kWrite, kSync };
+  // kWriteback starts writing [offset, offset + len) to the device without
+  // waiting for it (sync_file_range SYNC_FILE_RANGE_WRITE): not a durability
+  // point, only less left for the next kSync to write.
+  enum class Kind : uint8_t { kWrite, kSync, kWriteback };
   Kind kind = Kind::kWrite;
-  uint64_t offset = 0;            // kWrite: file offset
+  uint64_t offset = 0;            // kWrite, kWriteback: file offset
   const uint8_t* data = nullptr;  // kWrite: bytes (must stay valid until Run returns)
   size_t len = 0;
   int buf_index = -1;  // kWrite: index of a registered buffer holding data, or -1

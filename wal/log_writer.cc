@@ -491,6 +491,14 @@ Status LogWriter::RunOps(std::vector<IoOp>& ops) {
       }
       continue;
     }
+    if (op.kind == IoOp::Kind::kWriteback) {
+      // Treated like a failed fdatasync: the error may not be reported again.
+      if (op.result < 0) {
+        return Status::IOError(cur_path_ + ": sync_file_range failed: " +
+                               ErrnoText(static_cast<int>(-op.result)) + kStopped);
+      }
+      continue;
+    }
     if (op.result < 0) {
       return Status::IOError(cur_path_ + ": write of " + std::to_string(op.len) +
                              " bytes at offset " + std::to_string(op.offset) +
@@ -535,6 +543,7 @@ Status LogWriter::OpenSegment(uint64_t first_lsn) {
   const Status d = fs_->SyncDir(o_.dir);
   if (!d.ok()) return Status::IOError(d.message() + kStopped);
   cur_dirty_ = false;
+  cur_end_ = writeback_from_ = kSegmentHeaderBytes;
   {
     std::lock_guard l(mu_);
     cur_segment_first_ = first_lsn;
@@ -565,10 +574,25 @@ Status LogWriter::WriteChunks(std::vector<Chunk>& chunks, bool sync) {
     op.buf_index = c.buf;
     ops.push_back(op);
     cur_dirty_ = true;
+    cur_end_ = c.offset + c.size;
+  }
+  // In kInterval, a sync (each interval, and the one that closes a segment
+  // while every appender waits) would otherwise find up to a whole
+  // segment dirty: start writing it back as it fills.
+  if (!sync && o_.mode == SyncMode::kInterval && cur_end_ >= writeback_from_ + kWritebackBytes) {
+    IoOp op;
+    op.kind = IoOp::Kind::kWriteback;
+    op.offset = writeback_from_;
+    op.len = cur_end_ - writeback_from_;
+    ops.push_back(op);
+    writeback_from_ = cur_end_;
   }
   if (sync && cur_dirty_) ops.push_back(IoOp{IoOp::Kind::kSync});
   WORLDDB_RETURN_IF_ERROR(RunOps(ops));
-  if (sync) cur_dirty_ = false;
+  if (sync) {
+    cur_dirty_ = false;
+    writeback_from_ = cur_end_;
+  }
   return Status::Ok();
 }
 

@@ -60,6 +60,10 @@ inline constexpr bool kDefaultPreallocate = true;
 // The next segment is prepared (zero-filled, synced) under this name by a
 // helper thread while the current one fills, and renamed at rotation.
 inline constexpr char kSpareSegmentName[] = "wal-spare.tmp";
+// In kInterval, the log starts writeback of the current segment every this
+// many bytes, so that a sync (above all the one closing a segment, which
+// every appender waits for) finds little left to write.
+inline constexpr uint64_t kWritebackBytes = uint64_t{4} << 20;
 
 // How each mode reserves a segment's blocks (LogOptions::preallocate_method).
 // In kAlways every commit waits for an fdatasync, and one after overwriting
@@ -219,7 +223,9 @@ class LogWriter final : public CommitLog {
   // Log thread state.
   int cur_handle_ = -1;
   std::string cur_path_;
-  bool cur_dirty_ = false;  // written since the last sync of cur_handle_
+  bool cur_dirty_ = false;       // written since the last sync of cur_handle_
+  uint64_t cur_end_ = 0;         // end of the last write in cur_handle_
+  uint64_t writeback_from_ = 0;  // cur_handle_'s bytes before this were written back or synced
   alignas(8) uint8_t seg_header_[kSegmentHeaderBytes] = {};
 
   std::mutex maint_mu_;  // RemoveSegmentsBelow
