@@ -57,8 +57,8 @@ enum class SyncMode : uint8_t {
 // Whether new segments are preallocated by default: bench/wal_bench measured
 // it on this machine (docs/benchmarks.md, "Write-ahead log").
 inline constexpr bool kDefaultPreallocate = true;
-// The next segment is prepared (zero-filled, synced) under this name by a
-// helper thread while the current one fills, and renamed at rotation.
+// The next segment is prepared (reserved as PreallocationFor says, synced)
+// under this name by a helper thread while the current one fills, and renamed at rotation.
 inline constexpr char kSpareSegmentName[] = "wal-spare.tmp";
 // In kInterval, the log starts writeback of the current segment every this
 // many bytes, so that a sync (above all the one closing a segment, which
@@ -71,7 +71,7 @@ inline constexpr uint64_t kWritebackBytes = uint64_t{4} << 20;
 // docs/benchmarks.md "Write-ahead log"), so segments are zero-filled ahead
 // of use. In kInterval no commit waits for a sync, and zero-filling wrote
 // every log byte twice: the spare thread's zeros took 17 % of the server's
-// CPU in worldload's logged moves ("Interval segments are fallocated").
+// CPU in worldload's logged moves (docs/benchmarks.md "Logged moves").
 // fallocate() still reserves the blocks.
 constexpr Preallocate PreallocationFor(SyncMode mode) {
   return mode == SyncMode::kAlways ? Preallocate::kZeroFill : Preallocate::kFallocate;
