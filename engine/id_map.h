@@ -39,9 +39,13 @@ class IdMap {
   size_t size() const { return size_; }
   // The packed location of `id`, or nullptr. The pointer stays valid until the
   // next Insert, Erase or Reserve; writing through it updates the location.
-  uint64_t* Find(uint64_t id) {
+  uint64_t* Find(uint64_t id) { return FindHashed(id, HashId(id)); }
+  const uint64_t* Find(uint64_t id) const { return const_cast<IdMap*>(this)->Find(id); }
+  // Find() for a caller that already has HashId(id): a batch's ids are hashed
+  // once for the duplicate check, the prefetch and the lookup.
+  uint64_t* FindHashed(uint64_t id, uint64_t hash) {
     if (capacity_ == 0) return nullptr;
-    size_t i = Home(id);
+    size_t i = HomeOf(hash);
     for (;;) {
       Slot& s = slots_[i];
       if (s.value == kEmpty) return nullptr;
@@ -49,12 +53,12 @@ class IdMap {
       if (++i == capacity_) i = 0;
     }
   }
-  const uint64_t* Find(uint64_t id) const { return const_cast<IdMap*>(this)->Find(id); }
 
   // Starts loading id's home slot into cache. Lookups of ids that arrive as a
   // batch are independent cache misses; prefetching a few ahead overlaps them.
-  void Prefetch(uint64_t id) const {
-    if (capacity_ != 0) __builtin_prefetch(&slots_[Home(id)]);
+  void Prefetch(uint64_t id) const { PrefetchHashed(HashId(id)); }
+  void PrefetchHashed(uint64_t hash) const {
+    if (capacity_ != 0) __builtin_prefetch(&slots_[HomeOf(hash)]);
   }
 
   // Inserts id -> loc; returns false (and changes nothing) if id is present.
@@ -84,9 +88,10 @@ class IdMap {
   };
   static_assert(sizeof(Slot) == kSlotBytes);
 
-  size_t Home(uint64_t id) const {
+  size_t Home(uint64_t id) const { return HomeOf(HashId(id)); }
+  size_t HomeOf(uint64_t hash) const {
     __extension__ using U128 = unsigned __int128;
-    return static_cast<size_t>((static_cast<U128>(HashId(id)) * capacity_) >> 64);
+    return static_cast<size_t>((static_cast<U128>(hash) * capacity_) >> 64);
   }
   void Rehash(size_t capacity);
 

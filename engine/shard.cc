@@ -220,8 +220,8 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
   }
   const size_t mask = seen_.size() - 1;
   Status dup;
-  auto check_dup = [&](uint32_t section, uint32_t index, uint64_t id) {
-    size_t i = HashId(id) & mask;
+  auto check_dup = [&](uint32_t section, uint32_t index, uint64_t id, uint64_t hash) {
+    size_t i = hash & mask;
     for (;;) {
       SeenSlot& s = seen_[i];
       if (s.generation != seen_generation_) {
@@ -247,12 +247,26 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
   auto set_id = [&](uint32_t i) { return b.sets()->Get(i)->id(); };
   auto delete_id = [&](uint32_t i) { return b.deletes()->Get(i); };
   auto dup_in = [&](uint32_t section) {
-    return [&, section](uint32_t i, uint64_t id) { return check_dup(section, i, id); };
+    return [&, section](uint32_t i, uint64_t id) { return check_dup(section, i, id, HashId(id)); };
+  };
+  // Moves are most batches' bulk: each id is hashed once, here, for the
+  // duplicate check, the id map's prefetch and its lookup below.
+  move_hashes_.clear();
+  ForEachIndex(part.all, part.moves, n_mv,
+               [&](uint32_t i) { move_hashes_.push_back(HashId(move_id(i))); });
+  auto move_index = [&](size_t k) { return part.all ? static_cast<uint32_t>(k) : part.moves[k]; };
+  auto moves_dup_free = [&] {
+    const size_t n = move_hashes_.size();
+    for (size_t k = 0; k < n; ++k) {
+      if (k + kAhead < n) __builtin_prefetch(&seen_[move_hashes_[k + kAhead] & mask]);
+      const uint32_t i = move_index(k);
+      if (!check_dup(kSectionMove, i, move_id(i), move_hashes_[k])) return false;
+    }
+    return true;
   };
   if (!ForEachIdPrefetched(part.all, part.upserts, n_up, upsert_id, seen_prefetch,
                            dup_in(kSectionUpsert)) ||
-      !ForEachIdPrefetched(part.all, part.moves, n_mv, move_id, seen_prefetch,
-                           dup_in(kSectionMove)) ||
+      !moves_dup_free() ||
       !ForEachIdPrefetched(part.all, part.sets, n_set, set_id, seen_prefetch,
                            dup_in(kSectionSet)) ||
       !ForEachIdPrefetched(part.all, part.deletes, n_del, delete_id, seen_prefetch,
@@ -291,20 +305,17 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
   if (!st.ok()) return st;
 
   // Moves: entity exists, position valid. Remember where it lives for Commit.
+  for (size_t k = 0, n = move_hashes_.size(); k < n; ++k) {
+    if (k + kAhead < n) id_map_.PrefetchHashed(move_hashes_[k + kAhead]);
+    const uint32_t i = move_index(k);
+    const fb::Move* m = b.moves()->Get(i);
+    const uint64_t* loc = id_map_.FindHashed(m->id(), move_hashes_[k]);
+    if (!loc) return Status::NotFound(OpName("moves", i, m->id()) + ": entity does not exist");
+    WORLDDB_RETURN_IF_ERROR(ValidatePosition("moves", i, m->id(), m->x(), m->y(), m->z()));
+    move_locs_.push_back(*loc);
+  }
+
   auto map_prefetch = [&](uint64_t id) { id_map_.Prefetch(id); };
-  ForEachIdPrefetched(part.all, part.moves, n_mv, move_id, map_prefetch,
-                      [&](uint32_t i, uint64_t id) {
-                        const uint64_t* loc = id_map_.Find(id);
-                        if (!loc) {
-                          st = Status::NotFound(OpName("moves", i, id) + ": entity does not exist");
-                          return false;
-                        }
-                        const fb::Move* m = b.moves()->Get(i);
-                        st = ValidatePosition("moves", i, id, m->x(), m->y(), m->z());
-                        move_locs_.push_back(*loc);
-                        return st.ok();
-                      });
-  if (!st.ok()) return st;
 
   // Sets: entity exists, cells valid for its kind.
   ForEachIdPrefetched(
@@ -373,6 +384,8 @@ void Shard::ReleaseScratch() {
   if (seen_.size() * sizeof(SeenSlot) > kKeepBytes) std::vector<SeenSlot>().swap(seen_);
   if (move_locs_.capacity() * sizeof(uint64_t) > kKeepBytes)
     std::vector<uint64_t>().swap(move_locs_);
+  if (move_hashes_.capacity() * sizeof(uint64_t) > kKeepBytes)
+    std::vector<uint64_t>().swap(move_hashes_);
   if (set_locs_.capacity() * sizeof(uint64_t) > kKeepBytes) std::vector<uint64_t>().swap(set_locs_);
   if (upsert_kinds_.capacity() * sizeof(uint16_t) > kKeepBytes)
     std::vector<uint16_t>().swap(upsert_kinds_);

@@ -125,6 +125,7 @@ class Shard {
 
   // Prepare's findings, reused by Commit (valid only between the two).
   std::vector<uint64_t> move_locs_, set_locs_;
+  std::vector<uint64_t> move_hashes_;  // HashId of each move's id, in part order
   std::vector<uint16_t> upsert_kinds_;
   // Duplicate-id detection within one batch: open addressing, cleared in O(1)
   // by bumping the generation.

@@ -190,6 +190,40 @@ TEST_P(ValidationTest, MoveOfMissingIdIsRefused) {
   ExpectRefused(b, StatusCode::kNotFound, {"moves[1]", "entity 999", "does not exist"});
 }
 
+// Batches longer than the shard's prefetch distance: each move's id is hashed
+// once and that hash serves the duplicate check and the id map lookup, so a
+// wrong pairing of hashes with moves would show here.
+TEST_P(ValidationTest, SameIdTwiceAmongManyMovesNamesBothPositions) {
+  BatchBuilder b;
+  for (uint64_t id = 1; id <= 50; ++id) b.Move(id, double(id) + 0.5, 3);
+  b.Move(37, 9, 9);
+  ExpectRefused(b, StatusCode::kInvalidArgument,
+                {"entity 37", "appears twice", "moves[36]", "moves[50]"});
+}
+
+TEST_P(ValidationTest, MissingIdAfterManyMovesIsRefusedByItsPosition) {
+  BatchBuilder b;
+  for (uint64_t id = 1; id <= 40; ++id) b.Move(id, 2, double(id));
+  b.Move(999, 1, 1);
+  for (uint64_t id = 41; id <= 50; ++id) b.Move(id, 2, double(id));
+  ExpectRefused(b, StatusCode::kNotFound, {"moves[40]", "entity 999", "does not exist"});
+}
+
+TEST_P(ValidationTest, ManyMovesAllApply) {
+  BatchBuilder b;
+  for (uint64_t id = 1; id <= 50; ++id) b.Move(id, 1000.0 - double(id), double(id) / 4);
+  auto r = Apply(b);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r.value().moved, 50u);
+  QueryResult q;
+  ASSERT_TRUE(engine_->Run(Query::InRect({0, 0, 1000, 1000}), &q).ok());
+  ASSERT_EQ(q.rows(), 50u);
+  for (size_t i = 0; i < q.rows(); ++i) {
+    EXPECT_EQ(q.x[i], 1000.0 - double(q.ids[i])) << q.ids[i];
+    EXPECT_EQ(q.y[i], double(q.ids[i]) / 4) << q.ids[i];
+  }
+}
+
 TEST_P(ValidationTest, SetOfMissingIdIsRefused) {
   BatchBuilder b;
   b.Set(999, {{"hp", int32_t{1}}});
