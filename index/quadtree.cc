@@ -116,8 +116,7 @@ void QuadTree::ResizeLeaf(uint32_t leaf, uint8_t cls) {
   fresh.cap_class = cls;
   fresh.data = AllocLeafData(cls);
   if (n.count > 0) {
-    std::memcpy(Xs(fresh), Xs(n), n.count * sizeof(double));
-    std::memcpy(Ys(fresh), Ys(n), n.count * sizeof(double));
+    std::memcpy(XYs(fresh), XYs(n), 2 * size_t{n.count} * sizeof(double));
     std::memcpy(Zs(fresh), Zs(n), n.count * sizeof(double));
     std::memcpy(Ids(fresh), Ids(n), n.count * sizeof(uint64_t));
     std::memcpy(Rows(fresh), Rows(n), n.count * sizeof(uint32_t));
@@ -177,8 +176,8 @@ void QuadTree::Append(uint32_t leaf, uint32_t row, double x, double y, double z,
     ResizeLeaf(leaf, static_cast<uint8_t>(n->cap_class + 1));
   }
   const uint32_t slot = n->count++;
-  Xs(*n)[slot] = x;
-  Ys(*n)[slot] = y;
+  XYs(*n)[2 * size_t{slot}] = x;
+  XYs(*n)[2 * size_t{slot} + 1] = y;
   Zs(*n)[slot] = z;
   Ids(*n)[slot] = id;
   Rows(*n)[slot] = row;
@@ -199,21 +198,21 @@ void QuadTree::Split(uint32_t leaf) {
   const Node& n = nodes_[leaf];
   const double mx = Mid(n.min_x, n.max_x);
   const double my = Mid(n.min_y, n.max_y);
-  const double* xs = Xs(old);
-  const double* ys = Ys(old);
+  const double* xys = XYs(old);
   const uint32_t* rows = Rows(old);
+  auto quadrant = [&](uint32_t i) {
+    return static_cast<uint32_t>(xys[2 * size_t{i}] >= mx) |
+           (static_cast<uint32_t>(xys[2 * size_t{i} + 1] >= my) << 1);
+  };
   uint32_t cnt[4] = {0, 0, 0, 0};
-  for (uint32_t i = 0; i < old.count; ++i) {
-    ++cnt[static_cast<uint32_t>(xs[i] >= mx) | (static_cast<uint32_t>(ys[i] >= my) << 1)];
-  }
+  for (uint32_t i = 0; i < old.count; ++i) ++cnt[quadrant(i)];
   for (uint32_t q = 0; q < 4; ++q) {
     Node& ch = nodes_[c + q];
     ch.cap_class = ClassFor(cnt[q]);
     ch.data = AllocLeafData(ch.cap_class);
   }
   for (uint32_t i = 0; i < old.count; ++i) {
-    const uint32_t q =
-        static_cast<uint32_t>(xs[i] >= mx) | (static_cast<uint32_t>(ys[i] >= my) << 1);
+    const uint32_t q = quadrant(i);
     Node& ch = nodes_[c + q];
     const uint32_t s = ch.count++;
     CopyEntry(old, i, ch, s);
@@ -357,15 +356,14 @@ void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t
       const uint64_t need = n->count + m;
       if (need > Cap(*n)) ResizeLeaf(node, ClassFor(need));
       n = &nodes_[node];
-      double* nx = Xs(*n);
-      double* ny = Ys(*n);
+      double* nxy = XYs(*n);
       double* nz = Zs(*n);
       uint64_t* nid = Ids(*n);
       uint32_t* nr = Rows(*n);
       for (size_t i = 0; i < m; ++i) {
         const uint32_t s = n->count++;
-        nx[s] = e[i].x;
-        ny[s] = e[i].y;
+        nxy[2 * size_t{s}] = e[i].x;
+        nxy[2 * size_t{s} + 1] = e[i].y;
         nz[s] = e[i].z;
         nid[s] = e[i].id;
         nr[s] = e[i].row;
@@ -384,7 +382,12 @@ void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t
       const size_t total = n->count + m;
       merged.resize(2 * total);
       for (uint32_t i = 0; i < n->count; ++i) {
-        merged[i] = {Xs(*n)[i], Ys(*n)[i], Zs(*n)[i], Ids(*n)[i], Rows(*n)[i], 0};
+        merged[i] = {XYs(*n)[2 * size_t{i}],
+                     XYs(*n)[2 * size_t{i} + 1],
+                     Zs(*n)[i],
+                     Ids(*n)[i],
+                     Rows(*n)[i],
+                     0};
         ClearRef(Rows(*n)[i]);
       }
       std::copy(e, e + m, merged.begin() + n->count);
@@ -497,7 +500,7 @@ std::string QuadTree::CheckInvariants() const {
       if (n.depth < kMaxDepth && n.count > kLeafSplit)
         fail() << "leaf " << idx << " at depth " << int{n.depth} << " holds " << n.count;
       for (uint32_t i = 0; i < n.count && err.tellp() == 0; ++i) {
-        const double x = Xs(n)[i], y = Ys(n)[i];
+        const double x = XYs(n)[2 * size_t{i}], y = XYs(n)[2 * size_t{i} + 1];
         const uint32_t row = Rows(n)[i];
         if (!InBox(n, x, y))
           fail() << "row " << row << " (" << x << "," << y << ") outside leaf " << idx;

@@ -150,7 +150,7 @@ class QuadTree {
   //     children of a node are 4 consecutive nodes (quadrant q = (x >= mid_x) |
   //     ((y >= mid_y) << 1)). Freed child groups go to free_groups_.
   //   * A leaf owns one allocation of capacity `cap` entries laid out as
-  //     xs[cap] | ys[cap] | zs[cap] | ids[cap] (u64) | rows[cap] (u32).
+  //     xys[2 * cap] (x0 y0 x1 y1 ...) | zs[cap] | ids[cap] (u64) | rows[cap] (u32).
   //     Capacities follow kCapTable (the allocator's size classes divided by
   //     36 bytes), so leaves stay well filled.
   //   * The row map is chunked (kChunkRows refs per chunk, allocated lazily);
@@ -201,8 +201,9 @@ class QuadTree {
   };
 
   static uint32_t Cap(const Node& n) { return kCapTable.cap[n.cap_class]; }
-  static double* Xs(const Node& n) { return static_cast<double*>(n.data); }
-  static double* Ys(const Node& n) { return static_cast<double*>(n.data) + Cap(n); }
+  // x and y interleaved (x0 y0 x1 y1 ...): a move writes one line, not two,
+  // and a scan reads one stream.
+  static double* XYs(const Node& n) { return static_cast<double*>(n.data); }
   static double* Zs(const Node& n) { return static_cast<double*>(n.data) + 2 * size_t{Cap(n)}; }
   static uint64_t* Ids(const Node& n) {
     return reinterpret_cast<uint64_t*>(static_cast<double*>(n.data) + 3 * size_t{Cap(n)});
@@ -212,8 +213,8 @@ class QuadTree {
   }
   // Copies entry `from` of leaf a to slot `to` of leaf b (b may be a).
   static void CopyEntry(const Node& a, uint32_t from, const Node& b, uint32_t to) {
-    Xs(b)[to] = Xs(a)[from];
-    Ys(b)[to] = Ys(a)[from];
+    XYs(b)[2 * size_t{to}] = XYs(a)[2 * size_t{from}];
+    XYs(b)[2 * size_t{to} + 1] = XYs(a)[2 * size_t{from} + 1];
     Zs(b)[to] = Zs(a)[from];
     Ids(b)[to] = Ids(a)[from];
     Rows(b)[to] = Rows(a)[from];
@@ -222,9 +223,9 @@ class QuadTree {
   template <class Visitor>
   static bool Call(Visitor& v, const Node& n, uint32_t i) {
     if constexpr (std::is_invocable_v<Visitor&, uint32_t, double, double, double, uint64_t>) {
-      return v(Rows(n)[i], Xs(n)[i], Ys(n)[i], Zs(n)[i], Ids(n)[i]);
+      return v(Rows(n)[i], XYs(n)[2 * size_t{i}], XYs(n)[2 * size_t{i} + 1], Zs(n)[i], Ids(n)[i]);
     } else {
-      return v(Rows(n)[i], Xs(n)[i], Ys(n)[i]);
+      return v(Rows(n)[i], XYs(n)[2 * size_t{i}], XYs(n)[2 * size_t{i} + 1]);
     }
   }
   static bool InBox(const Node& n, double x, double y) {
@@ -390,9 +391,10 @@ class QuadTree {
     bool whole[kMax];
     uint32_t size = 0;
     bool Add(uint32_t idx, const Node& n, bool covered_whole) {
-      const double* xs = Xs(n);
-      __builtin_prefetch(xs);
-      __builtin_prefetch(xs + Cap(n));
+      // The first 8 entries' x and y: two lines.
+      const double* xys = XYs(n);
+      __builtin_prefetch(xys);
+      __builtin_prefetch(xys + 8);
       leaves[size] = idx;
       whole[size++] = covered_whole;
       return size == kMax;
@@ -421,13 +423,13 @@ inline bool QuadTree::Contains(uint32_t row) const {
 inline double QuadTree::X(uint32_t row) const {
   assert(Contains(row));
   const Loc loc = Locate(row);
-  return Xs(nodes_[loc.leaf])[loc.slot];
+  return XYs(nodes_[loc.leaf])[2 * size_t{loc.slot}];
 }
 
 inline double QuadTree::Y(uint32_t row) const {
   assert(Contains(row));
   const Loc loc = Locate(row);
-  return Ys(nodes_[loc.leaf])[loc.slot];
+  return XYs(nodes_[loc.leaf])[2 * size_t{loc.slot} + 1];
 }
 
 inline double QuadTree::Z(uint32_t row) const {
@@ -447,8 +449,7 @@ inline void QuadTree::PrefetchNode(uint32_t row) const { PrefetchNodeAt(Locate(r
 inline void QuadTree::PrefetchEntry(uint32_t row) const {
   const Loc loc = Locate(row);
   const Node& n = nodes_[loc.leaf];
-  __builtin_prefetch(Xs(n) + loc.slot, 1);
-  __builtin_prefetch(Ys(n) + loc.slot, 1);
+  __builtin_prefetch(XYs(n) + 2 * size_t{loc.slot}, 1);
   __builtin_prefetch(Zs(n) + loc.slot, 1);
 }
 
@@ -457,8 +458,8 @@ inline void QuadTree::Move(uint32_t row, double x, double y) {
   const Loc loc = Locate(row);
   Node& n = nodes_[loc.leaf];
   if (InBox(n, x, y)) [[likely]] {
-    Xs(n)[loc.slot] = x;
-    Ys(n)[loc.slot] = y;
+    XYs(n)[2 * size_t{loc.slot}] = x;
+    XYs(n)[2 * size_t{loc.slot} + 1] = y;
     return;
   }
   MoveSlow(row, loc, x, y, Zs(n)[loc.slot]);
@@ -469,8 +470,8 @@ inline void QuadTree::Move(uint32_t row, double x, double y, double z) {
   const Loc loc = Locate(row);
   Node& n = nodes_[loc.leaf];
   if (InBox(n, x, y)) [[likely]] {
-    Xs(n)[loc.slot] = x;
-    Ys(n)[loc.slot] = y;
+    XYs(n)[2 * size_t{loc.slot}] = x;
+    XYs(n)[2 * size_t{loc.slot} + 1] = y;
     Zs(n)[loc.slot] = z;
     return;
   }
@@ -518,10 +519,9 @@ bool QuadTree::Walk(CoverFn&& cover, Match&& match, Visitor& v) const {
         }
         continue;
       }
-      const double* xs = Xs(n);
-      const double* ys = xs + Cap(n);
+      const double* xys = XYs(n);
       if (!ScanLeaf(
-              n.count, [&](uint32_t i) { return match(xs[i], ys[i]); },
+              n.count, [&](uint32_t i) { return match(xys[2 * i], xys[2 * i + 1]); },
               [&](uint32_t i) { return Call(v, n, i); })) {
         return false;
       }
