@@ -50,12 +50,19 @@ double ProcessCpuSeconds() {
   return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
 }
 
-std::vector<Bytes> UpsertBatches(const AoiWorkload& w, size_t per_batch) {
+// With `columns`, each entity also gets values for the two i32 columns of
+// NewEngine(.., true), as worldload's entities do (hp, level).
+std::vector<Bytes> UpsertBatches(const AoiWorkload& w, size_t per_batch, bool columns = false) {
   std::vector<Bytes> out;
   BatchBuilder b;
   for (size_t first = 0; first < w.n(); first += per_batch) {
     for (size_t i = first; i < std::min(w.n(), first + per_batch); ++i) {
-      b.Upsert(i + 1, "entity", w.load_xs()[i], w.load_ys()[i]);
+      if (columns) {
+        b.Upsert(i + 1, "entity", w.load_xs()[i], w.load_ys()[i], 0,
+                 {{"hp", int32_t(i % 100)}, {"level", int32_t(i % 60)}});
+      } else {
+        b.Upsert(i + 1, "entity", w.load_xs()[i], w.load_ys()[i]);
+      }
     }
     out.push_back(b.FinishCopy());
   }
@@ -73,11 +80,16 @@ std::vector<Bytes> MoveBatches(const std::vector<double>& xs, const std::vector<
   return out;
 }
 
-std::unique_ptr<Engine> NewEngine(uint32_t shards) {
+std::unique_ptr<Engine> NewEngine(uint32_t shards, bool columns = false) {
   EngineOptions o;
   o.shards = shards;
   auto e = std::move(Engine::Open(o).value());
-  if (!e->CreateKind({"entity", {}}).ok()) std::abort();
+  KindDef kind{"entity", {}};
+  if (columns) {
+    kind.columns = {{"hp", ColumnType::kI32, int32_t{100}, 0},
+                    {"level", ColumnType::kI32, int32_t{1}, 0}};
+  }
+  if (!e->CreateKind(kind).ok()) std::abort();
   return e;
 }
 
@@ -93,15 +105,17 @@ bool ApplyAll(Engine& e, const std::vector<Bytes>& batches) {
 struct World {
   Distribution dist;
   uint32_t shards;
+  bool columns;
   std::unique_ptr<Engine> engine;
 };
-Engine& LoadedWorld(Distribution d, uint32_t shards) {
+Engine& LoadedWorld(Distribution d, uint32_t shards, bool columns = false) {
   static World world;
-  if (world.engine && world.dist == d && world.shards == shards) return *world.engine;
+  if (world.engine && world.dist == d && world.shards == shards && world.columns == columns)
+    return *world.engine;
   world.engine.reset();
   const AoiWorkload& w = Workload(d);
-  world = {d, shards, NewEngine(shards)};
-  if (!ApplyAll(*world.engine, UpsertBatches(w, w.n())) ||
+  world = {d, shards, columns, NewEngine(shards, columns)};
+  if (!ApplyAll(*world.engine, UpsertBatches(w, w.n(), columns)) ||
       !ApplyAll(*world.engine, MoveBatches(w.moved_xs(), w.moved_ys()))) {
     std::abort();
   }
@@ -193,6 +207,21 @@ void BM_Engine_RadiusRows(benchmark::State& state, Distribution d, uint32_t shar
   RunQueries(state, LoadedWorld(d, shards), q);
 }
 
+// Rows with two projected columns, as worldload's AOI queries ask: each hit's
+// row is read in the table, whose row order is unrelated to position.
+void BM_Engine_RadiusColumns(benchmark::State& state, Distribution d, uint32_t shards) {
+  static std::vector<Query> qs[2];
+  auto& q = qs[d == Distribution::kClustered];
+  if (q.empty()) {
+    q = Queries(Workload(d), false, true);
+    for (Query& one : q) {
+      one.kind = "entity";
+      one.columns = {"hp", "level"};
+    }
+  }
+  RunQueries(state, LoadedWorld(d, shards, true), q);
+}
+
 void BM_Engine_KNN(benchmark::State& state, Distribution d, uint32_t shards) {
   static std::vector<Query> qs[2];
   auto& q = qs[d == Distribution::kClustered];
@@ -261,6 +290,11 @@ void RegisterAll() {
           ->UseRealTime();
       benchmark::RegisterBenchmark(("BM_Engine_RadiusRows" + suffix).c_str(), BM_Engine_RadiusRows,
                                    d, shards)
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(1.0)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(("BM_Engine_RadiusColumns" + suffix).c_str(),
+                                   BM_Engine_RadiusColumns, d, shards)
           ->Unit(benchmark::kMicrosecond)
           ->MinTime(1.0)
           ->UseRealTime();
