@@ -4,6 +4,7 @@
 //
 //   BM_Engine_Load      one 1M-upsert batch (bulk load) and 10k-upsert batches
 //   BM_Engine_Move      one tick: every entity moved once, batches of 10,000 moves
+//   BM_Engine_MoveShuffled the same tick with the moves in a fixed random order
 //   BM_Engine_Radius    r = 50 m count queries, 1,000 per hand-off
 //   BM_Engine_RadiusRows the same queries returning ids and positions (the server's case)
 //   BM_Engine_KNN       k = 16 queries, 1,000 per hand-off
@@ -16,8 +17,10 @@
 // stats.allocated around the load (they should agree).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <ctime>
 #include <memory>
+#include <random>
 #include <span>
 #include <vector>
 
@@ -69,15 +72,40 @@ std::vector<Bytes> UpsertBatches(const AoiWorkload& w, size_t per_batch, bool co
   return out;
 }
 
-std::vector<Bytes> MoveBatches(const std::vector<double>& xs, const std::vector<double>& ys) {
+// Every entity moved once to (xs[i], ys[i]), in id order, or with `shuffled`
+// in a fixed random order (a zone server's moves need not follow the order
+// the entities were created in).
+std::vector<Bytes> MoveBatches(const std::vector<double>& xs, const std::vector<double>& ys,
+                               bool shuffled = false) {
+  std::vector<uint32_t> order(xs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
+  if (shuffled) std::shuffle(order.begin(), order.end(), std::mt19937_64(42));
   std::vector<Bytes> out;
   BatchBuilder b;
   for (size_t first = 0; first < xs.size(); first += kMoveBatch) {
-    for (size_t i = first; i < std::min(xs.size(), first + kMoveBatch); ++i)
+    for (size_t k = first; k < std::min(xs.size(), first + kMoveBatch); ++k) {
+      const uint32_t i = order[k];
       b.Move(i + 1, xs[i], ys[i]);
+    }
     out.push_back(b.FinishCopy());
   }
   return out;
+}
+
+// One distribution's two ticks: every entity back to its load position, and
+// forth to its moved one. Built once per (distribution, order).
+struct Ticks {
+  std::vector<Bytes> back, forth;
+};
+const Ticks& MoveTicks(Distribution d, bool shuffled) {
+  static std::unique_ptr<Ticks> cache[2][2];
+  auto& slot = cache[d == Distribution::kClustered][shuffled];
+  if (!slot) {
+    const AoiWorkload& w = Workload(d);
+    slot = std::make_unique<Ticks>(Ticks{MoveBatches(w.load_xs(), w.load_ys(), shuffled),
+                                         MoveBatches(w.moved_xs(), w.moved_ys(), shuffled)});
+  }
+  return *slot;
 }
 
 std::unique_ptr<Engine> NewEngine(uint32_t shards, bool columns = false) {
@@ -156,13 +184,13 @@ void BM_Engine_Load(benchmark::State& state, Distribution d, uint32_t shards, si
   state.counters["heap_bytes_per_entity"] = heap_per_entity;
 }
 
-void BM_Engine_Move(benchmark::State& state, Distribution d, uint32_t shards) {
+void BM_Engine_Move(benchmark::State& state, Distribution d, uint32_t shards, bool shuffled) {
   const AoiWorkload& w = Workload(d);
   Engine& e = LoadedWorld(d, shards);
   // Alternate post-move -> load -> post-move positions, so the world stays the
   // workload's after an even number of iterations and every move is a real one.
-  static const std::vector<Bytes> back = MoveBatches(w.load_xs(), w.load_ys());
-  static const std::vector<Bytes> forth = MoveBatches(w.moved_xs(), w.moved_ys());
+  const std::vector<Bytes>& back = MoveTicks(d, shuffled).back;
+  const std::vector<Bytes>& forth = MoveTicks(d, shuffled).forth;
   bool at_moved = true;
   for (auto _ : state) {
     if (!ApplyAll(e, at_moved ? back : forth)) state.SkipWithError("move failed");
@@ -234,9 +262,11 @@ void BM_Engine_KNN(benchmark::State& state, Distribution d, uint32_t shards) {
 void BM_Engine_Mixed(benchmark::State& state, Distribution d, uint32_t shards) {
   const AoiWorkload& w = Workload(d);
   Engine& e = LoadedWorld(d, shards);
-  static const std::vector<Bytes> back = MoveBatches(w.load_xs(), w.load_ys());
-  static const std::vector<Bytes> forth = MoveBatches(w.moved_xs(), w.moved_ys());
-  static std::vector<Query> qs = Queries(w, false);
+  const std::vector<Bytes>& back = MoveTicks(d, false).back;
+  const std::vector<Bytes>& forth = MoveTicks(d, false).forth;
+  static std::vector<Query> qs_of[2];
+  std::vector<Query>& qs = qs_of[d == Distribution::kClustered];
+  if (qs.empty()) qs = Queries(w, false);
   std::vector<QueryResult> results(kQueryBatch);
   std::vector<Status> statuses(kQueryBatch);
   size_t step = 0, next_q = 0;
@@ -279,7 +309,13 @@ void RegisterAll() {
           ->Unit(benchmark::kMillisecond)
           ->Iterations(3)
           ->UseRealTime();
-      benchmark::RegisterBenchmark(("BM_Engine_Move" + suffix).c_str(), BM_Engine_Move, d, shards)
+      benchmark::RegisterBenchmark(("BM_Engine_Move" + suffix).c_str(), BM_Engine_Move, d, shards,
+                                   false)
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(1.0)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(("BM_Engine_MoveShuffled" + suffix).c_str(), BM_Engine_Move, d,
+                                   shards, true)
           ->Unit(benchmark::kMillisecond)
           ->MinTime(1.0)
           ->UseRealTime();
