@@ -398,20 +398,30 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
 
   // Moves and sets first: their rows were looked up by Prepare and stay valid
   // until a delete or a kind-changing upsert renumbers rows below.
-  // Two-stage prefetch: the leaf's node 2 * kAhead moves ahead, its entry
-  // kAhead ahead (reading the node, which has arrived by then).
+  // Three-stage prefetch, each stage reading what the one before loaded: the
+  // row's ref in the tree's row map 3 * kAhead moves ahead, its leaf's node
+  // 2 * kAhead ahead, its entry kAhead ahead. (Moves in row order find their
+  // refs in sequence; in any other order each ref is a miss of its own.)
   size_t k = 0;
-  auto prefetch_move = [&](size_t at, bool entry) {
+  enum Stage { kRef, kNode, kEntry };
+  auto prefetch_move = [&](size_t at, Stage stage) {
     if (at >= move_locs_.size()) return;
     const IdMap::Location l = IdMap::Unpack(move_locs_[at]);
     const QuadTree& t = kinds_[l.kind]->tree;
-    entry ? t.PrefetchEntry(l.row) : t.PrefetchNode(l.row);
+    if (stage == kRef)
+      t.PrefetchRef(l.row);
+    else if (stage == kNode)
+      t.PrefetchNode(l.row);
+    else
+      t.PrefetchEntry(l.row);
   };
-  for (size_t a = 0; a < 2 * kAhead; ++a) prefetch_move(a, false);
-  for (size_t a = 0; a < kAhead; ++a) prefetch_move(a, true);
+  for (size_t a = 0; a < 3 * kAhead; ++a) prefetch_move(a, kRef);
+  for (size_t a = 0; a < 2 * kAhead; ++a) prefetch_move(a, kNode);
+  for (size_t a = 0; a < kAhead; ++a) prefetch_move(a, kEntry);
   ForEachIndex(part.all, part.moves, n_mv, [&](uint32_t i) {
-    prefetch_move(k + 2 * kAhead, false);
-    prefetch_move(k + kAhead, true);
+    prefetch_move(k + 3 * kAhead, kRef);
+    prefetch_move(k + 2 * kAhead, kNode);
+    prefetch_move(k + kAhead, kEntry);
     const fb::Move* m = b.moves()->Get(i);
     const IdMap::Location loc = IdMap::Unpack(move_locs_[k++]);
     KindStore& ks = *kinds_[loc.kind];

@@ -104,9 +104,11 @@ class QuadTree {
   void Clear();
 
   // Hints for a caller about to Move() many rows (the engine's move batches):
-  // PrefetchNode(row) starts loading the node of row's leaf; a few moves
-  // later PrefetchEntry(row) loads row's x and y from that leaf. Neither
-  // changes anything; both take a row present.
+  // PrefetchRef(row) starts loading row's entry in the row map; a few moves
+  // later PrefetchNode(row) reads it and starts loading the node of row's
+  // leaf; a few moves after that PrefetchEntry(row) loads row's x, y and z
+  // from that leaf. None changes anything; all take a row present.
+  void PrefetchRef(uint32_t row) const;
   void PrefetchNode(uint32_t row) const;
   void PrefetchEntry(uint32_t row) const;
 
@@ -443,6 +445,8 @@ inline uint64_t QuadTree::Id(uint32_t row) const {
   const Loc loc = Locate(row);
   return Ids(nodes_[loc.leaf])[loc.slot];
 }
+
+inline void QuadTree::PrefetchRef(uint32_t row) const { __builtin_prefetch(&RefAt(row)); }
 
 inline void QuadTree::PrefetchNode(uint32_t row) const { PrefetchNodeAt(Locate(row).leaf); }
 
