@@ -49,22 +49,32 @@ void ForEachIndex(bool all, const std::vector<uint32_t>& indices, uint32_t total
   }
 }
 
-// Calls fn(index, id) for each operation of one section in this part, and
-// prefetch(id) kAhead operations earlier: the per-id hash lookups are
-// independent cache misses, and issuing them ahead lets them overlap.
+// Calls fn(k) for k in [0, n) until it returns false, and prefetch(k) kAhead
+// steps earlier: the per-id hash lookups are independent cache misses, and
+// issuing them ahead lets them overlap.
 constexpr size_t kAhead = 16;
+template <class Prefetch, class Fn>
+bool ForEachAhead(size_t n, Prefetch&& prefetch, Fn&& fn) {
+  for (size_t k = 0; k < std::min(n, kAhead); ++k) prefetch(k);
+  for (size_t k = 0; k < n; ++k) {
+    if (k + kAhead < n) prefetch(k + kAhead);
+    if (!fn(k)) return false;
+  }
+  return true;
+}
+
+// Calls fn(index, id) for each operation of one section in this part, and
+// prefetch(id) kAhead operations earlier.
 template <class IdOf, class Prefetch, class Fn>
 bool ForEachIdPrefetched(bool all, const std::vector<uint32_t>& indices, uint32_t total,
                          IdOf&& id_of, Prefetch&& prefetch, Fn&& fn) {
-  const size_t n = all ? total : indices.size();
   auto index_at = [&](size_t k) { return all ? static_cast<uint32_t>(k) : indices[k]; };
-  for (size_t k = 0; k < std::min(n, kAhead); ++k) prefetch(id_of(index_at(k)));
-  for (size_t k = 0; k < n; ++k) {
-    if (k + kAhead < n) prefetch(id_of(index_at(k + kAhead)));
-    const uint32_t i = index_at(k);
-    if (!fn(i, id_of(i))) return false;
-  }
-  return true;
+  return ForEachAhead(
+      all ? total : indices.size(), [&](size_t k) { prefetch(id_of(index_at(k))); },
+      [&](size_t k) {
+        const uint32_t i = index_at(k);
+        return fn(i, id_of(i));
+      });
 }
 
 template <class T>
@@ -256,13 +266,12 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
                [&](uint32_t i) { move_hashes_.push_back(HashId(move_id(i))); });
   auto move_index = [&](size_t k) { return part.all ? static_cast<uint32_t>(k) : part.moves[k]; };
   auto moves_dup_free = [&] {
-    const size_t n = move_hashes_.size();
-    for (size_t k = 0; k < n; ++k) {
-      if (k + kAhead < n) __builtin_prefetch(&seen_[move_hashes_[k + kAhead] & mask]);
-      const uint32_t i = move_index(k);
-      if (!check_dup(kSectionMove, i, move_id(i), move_hashes_[k])) return false;
-    }
-    return true;
+    return ForEachAhead(
+        move_hashes_.size(), [&](size_t k) { __builtin_prefetch(&seen_[move_hashes_[k] & mask]); },
+        [&](size_t k) {
+          const uint32_t i = move_index(k);
+          return check_dup(kSectionMove, i, move_id(i), move_hashes_[k]);
+        });
   };
   if (!ForEachIdPrefetched(part.all, part.upserts, n_up, upsert_id, seen_prefetch,
                            dup_in(kSectionUpsert)) ||
@@ -305,15 +314,21 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
   if (!st.ok()) return st;
 
   // Moves: entity exists, position valid. Remember where it lives for Commit.
-  for (size_t k = 0, n = move_hashes_.size(); k < n; ++k) {
-    if (k + kAhead < n) id_map_.PrefetchHashed(move_hashes_[k + kAhead]);
-    const uint32_t i = move_index(k);
-    const fb::Move* m = b.moves()->Get(i);
-    const uint64_t* loc = id_map_.FindHashed(m->id(), move_hashes_[k]);
-    if (!loc) return Status::NotFound(OpName("moves", i, m->id()) + ": entity does not exist");
-    WORLDDB_RETURN_IF_ERROR(ValidatePosition("moves", i, m->id(), m->x(), m->y(), m->z()));
-    move_locs_.push_back(*loc);
-  }
+  ForEachAhead(
+      move_hashes_.size(), [&](size_t k) { id_map_.PrefetchHashed(move_hashes_[k]); },
+      [&](size_t k) {
+        const uint32_t i = move_index(k);
+        const fb::Move* m = b.moves()->Get(i);
+        const uint64_t* loc = id_map_.FindHashed(m->id(), move_hashes_[k]);
+        if (!loc) {
+          st = Status::NotFound(OpName("moves", i, m->id()) + ": entity does not exist");
+          return false;
+        }
+        st = ValidatePosition("moves", i, m->id(), m->x(), m->y(), m->z());
+        move_locs_.push_back(*loc);
+        return st.ok();
+      });
+  if (!st.ok()) return st;
 
   auto map_prefetch = [&](uint64_t id) { id_map_.Prefetch(id); };
 
