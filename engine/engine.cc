@@ -58,6 +58,9 @@ struct Engine::QueryTask {
   const Query* queries = nullptr;
   const Status* valid = nullptr;  // queries whose static check failed are skipped
   size_t n = 0;
+  // One shard writes straight into the caller's results; with more, each
+  // writes its own part (results[shard]) and FinishMany merges them.
+  QueryResult* direct = nullptr;
   std::vector<std::vector<QueryResult>> results;
   std::vector<std::vector<Status>> statuses;
   std::vector<std::vector<uint8_t>> truncated;
@@ -232,10 +235,13 @@ void Engine::Runner::Handle(Message* m) {
 }
 
 void Engine::Runner::RunQueries(QueryTask* t) {
-  std::vector<QueryResult>& results = t->results[index];
+  QueryResult* results = t->direct;
+  if (results == nullptr) {
+    t->results[index].resize(t->n);
+    results = t->results[index].data();
+  }
   std::vector<Status>& statuses = t->statuses[index];
   std::vector<uint8_t>& truncated = t->truncated[index];
-  results.resize(t->n);
   statuses.resize(t->n);
   truncated.assign(t->n, 0);
   for (size_t i = 0; i < t->n; ++i) {
@@ -629,7 +635,7 @@ void AppendRows(const QueryResult& src, QueryResult* dst) {
 // Combines per-shard answers into one (distances still squared).
 void Merge(const Query& q, std::vector<QueryResult*>& parts, const std::vector<bool>& truncated,
            QueryResult* out) {
-  out->Clear();
+  out->ClearRows();
   bool any_truncated = false;
   uint64_t count = 0, rows = 0;
   for (size_t s = 0; s < parts.size(); ++s) {
@@ -637,16 +643,11 @@ void Merge(const Query& q, std::vector<QueryResult*>& parts, const std::vector<b
     rows += parts[s]->rows();
     any_truncated |= truncated[s];
   }
+  // Projected columns are present (maybe empty) in every shard's answer.
+  out->SetProjection(parts[0]->columns);
   if (q.count_only) {
     out->count = q.shape == Shape::kNearest ? std::min<uint64_t>(count, q.k) : count;
     return;
-  }
-  // Projected columns are present (maybe empty) in every shard's answer.
-  for (const ResultColumn& c : parts[0]->columns) {
-    out->columns.push_back(
-        {c.name, c.type,
-         std::visit([](const auto& v) { return ColumnData(std::decay_t<decltype(v)>()); },
-                    c.data)});
   }
   const uint64_t limit = q.limit == 0 ? UINT64_MAX : q.limit;
   const bool ordered =
@@ -706,6 +707,12 @@ void Engine::StartMany(const Query* queries, size_t n, QueryResult* outs, Status
   task.queries = queries;
   task.valid = statuses;
   task.n = n;
+  if (shards == 1) {
+    task.direct = outs;
+  } else {
+    flight->parts_.resize(shards);
+    task.results.swap(flight->parts_);
+  }
   flight->queries_ = queries;
   flight->outs_ = outs;
   flight->statuses_ = statuses;
@@ -741,8 +748,7 @@ void Engine::FinishMany(InFlight* flight) {
     }
     if (!statuses[i].ok()) continue;
     if (shards == 1) {
-      outs[i] = std::move(task.results[0][i]);
-      outs[i].truncated = task.truncated[0][i];
+      outs[i].truncated = task.truncated[0][i];  // rows written in place
     } else {
       for (uint32_t s = 0; s < shards; ++s) {
         parts[s] = &task.results[s][i];
@@ -752,6 +758,7 @@ void Engine::FinishMany(InFlight* flight) {
     }
     Finish(&outs[i]);
   }
+  if (shards > 1) flight->parts_.swap(task.results);
   flight->task_.reset();
 }
 

@@ -133,6 +133,9 @@ class Engine {
   // shard runs them in the order they were started. Between the two calls,
   // queries, outs and statuses belong to the engine (neither read nor
   // written by the caller), and FinishMany must be called exactly once.
+  // outs are overwritten in place, keeping their vectors' capacity: a caller
+  // that reuses them (and its InFlight) for the next batch spares the shards
+  // an allocation per row vector per query.
   class InFlight {
    public:
     InFlight();
@@ -150,6 +153,9 @@ class Engine {
     QueryResult* outs_ = nullptr;
     Status* statuses_ = nullptr;
     size_t n_ = 0;
+    // With 2+ shards, each shard's answers before the merge, kept from one
+    // StartMany to the next so that their vectors keep their capacity.
+    std::vector<std::vector<QueryResult>> parts_;
   };
   void StartMany(const Query* queries, size_t n, QueryResult* outs, Status* statuses,
                  InFlight* flight);

@@ -96,7 +96,15 @@ struct QueryResult {
   std::vector<ResultColumn> columns;
 
   size_t rows() const { return ids.size(); }
+  // Empties everything, columns included.
   void Clear();
+  // Empties every row, keeping the vectors' capacity and the columns' names
+  // and types (their data emptied): a result reused for queries with the same
+  // projection allocates nothing once it has held the largest answer.
+  void ClearRows();
+  // Makes `columns` hold exactly `like`'s names and types, empty. Columns that
+  // already match keep their buffers; otherwise they are rebuilt.
+  void SetProjection(const std::vector<ResultColumn>& like);
 };
 
 // Entity counts per cell of an nx x ny grid laid over `rect`. A point (x, y)

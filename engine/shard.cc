@@ -839,11 +839,35 @@ ColumnData EmptyColumnData(ColumnType t) {
 
 }  // namespace
 
+// out->columns: the projection's names and types, empty. A result reused for
+// the same projection keeps its buffers (Engine::RunQueries hands the caller's
+// results from one round to the next).
+void Shard::SetProjection(const CompiledQuery& cq, QueryResult* out) const {
+  if (cq.columns.empty()) {
+    out->columns.clear();
+    return;
+  }
+  const KindDef& def = schema_->kind(static_cast<uint16_t>(cq.kind));
+  bool same = out->columns.size() == cq.columns.size();
+  for (size_t i = 0; same && i < cq.columns.size(); ++i) {
+    const ColumnDef& d = def.columns[cq.columns[i]];
+    same = out->columns[i].type == d.type && out->columns[i].name == d.name;
+  }
+  if (same) return;  // emptied by ClearRows
+  out->columns.clear();
+  for (int c : cq.columns) {
+    out->columns.push_back(
+        {def.columns[c].name, def.columns[c].type, EmptyColumnData(def.columns[c].type)});
+  }
+}
+
 Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
   *truncated = false;
   CompiledQuery cq;
   static const std::vector<std::string> kNoColumns;
   WORLDDB_RETURN_IF_ERROR(Compile(q.kind, q.where, q.count_only ? kNoColumns : q.columns, &cq));
+  out->ClearRows();
+  SetProjection(cq, out);
   const bool with_distance = q.shape != Shape::kRect;
   const uint16_t first_kind = cq.kind < 0 ? 0 : static_cast<uint16_t>(cq.kind);
   const uint16_t end_kind =
@@ -932,14 +956,6 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
   AppendField<double, &Hit::z>(hits, &out->z);
   if (with_distance) AppendField<double, &Hit::d2>(hits, &out->distance);
   if (!cq.columns.empty()) {
-    const KindDef& def = schema_->kind(static_cast<uint16_t>(cq.kind));
-    if (out->columns.size() != cq.columns.size()) {
-      out->columns.clear();
-      for (int c : cq.columns) {
-        out->columns.push_back(
-            {def.columns[c].name, def.columns[c].type, EmptyColumnData(def.columns[c].type)});
-      }
-    }
     const Table& t = kinds_[cq.kind]->table;
     for (size_t i = 0; i < cq.columns.size(); ++i) {
       const Column& c = t.column(cq.columns[i]);

@@ -67,9 +67,11 @@ class Shard {
   // schema this shard has plus exactly `change`.
   void ApplySchema(std::shared_ptr<const Schema> next, const SchemaChange& change);
 
-  // Runs `q` over this shard. For the engine's merge, `out->distance` holds
-  // SQUARED distances here (the engine takes square roots after merging), and
-  // `*truncated` tells whether a limit stopped the scan early.
+  // Runs `q` over this shard into `out`, replacing what it held but keeping
+  // its vectors' capacity (a result reused for the same projection allocates
+  // nothing). For the engine's merge, `out->distance` holds SQUARED distances
+  // here (the engine takes square roots after merging), and `*truncated` tells
+  // whether a limit stopped the scan early.
   Status Run(const Query& q, QueryResult* out, bool* truncated) const;
   // Adds this shard's counts into `out`, which the caller sized nx * ny.
   Status Density(const DensityQuery& q, DensityResult* out) const;
@@ -117,6 +119,7 @@ class Shard {
   void ReleaseScratch();
   Status Compile(const std::string& kind, const std::vector<Predicate>& where,
                  const std::vector<std::string>& columns, CompiledQuery* cq) const;
+  void SetProjection(const CompiledQuery& cq, QueryResult* out) const;
 
   Rect world_;
   std::shared_ptr<const Schema> schema_;

@@ -1,4 +1,4 @@
-// Engine::GetMany and Engine::GetStats.
+// Engine::GetMany, Engine::GetStats, and results reused across RunMany calls.
 #include <gtest/gtest.h>
 
 #include "engine/batch_builder.h"
@@ -69,6 +69,89 @@ TEST_P(EngineApiTest, GetManyErrors) {
   EXPECT_EQ(engine_->GetMany({1}, "", {"hp"}, &r, &missing).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(engine_->GetMany({1}, "dragon", {}, &r, &missing).code(), StatusCode::kNotFound);
   EXPECT_EQ(engine_->GetMany({1}, "player", {"mana"}, &r, &missing).code(), StatusCode::kNotFound);
+}
+
+// RunMany overwrites the caller's results in place (keeping their capacity);
+// what a result held for an earlier query must never leak into the next.
+TEST_P(EngineApiTest, ReusedResultsTakeEachQuerysProjection) {
+  std::vector<QueryResult> outs(2);
+  std::vector<Status> sts(2);
+  auto run = [&](Query a, Query b) {
+    const Query qs[2] = {std::move(a), std::move(b)};
+    engine_->RunMany(qs, 2, outs.data(), sts.data());
+    ASSERT_TRUE(sts[0].ok()) << sts[0].ToString();
+    ASSERT_TRUE(sts[1].ok()) << sts[1].ToString();
+  };
+  // Within 20 m of the origin: players 1, 3, .., 13 at (id, id); npcs 2, .., 18 at (id, 1).
+  Query players = Query::Circle(0, 0, 20);
+  players.kind = "player";
+  players.columns = {"hp"};
+  Query npcs = Query::Circle(0, 0, 20);
+  npcs.kind = "npc";
+  npcs.columns = {"level"};
+  auto expect_players = [](const QueryResult& r) {
+    ASSERT_EQ(r.rows(), 7u);
+    ASSERT_EQ(r.columns.size(), 1u);
+    EXPECT_EQ(r.columns[0].name, "hp");
+    const auto& hp = std::get<std::vector<int32_t>>(r.columns[0].data);
+    ASSERT_EQ(hp.size(), 7u);
+    for (size_t i = 0; i < 7; ++i) {
+      EXPECT_EQ(r.ids[i] % 2, 1u);
+      EXPECT_EQ(hp[i], static_cast<int32_t>(r.ids[i]));  // hp = id
+    }
+  };
+  ASSERT_NO_FATAL_FAILURE(run(players, npcs));
+  expect_players(outs[0]);
+  EXPECT_EQ(outs[1].rows(), 9u);
+  EXPECT_EQ(std::get<std::vector<int64_t>>(outs[1].columns[0].data), std::vector<int64_t>(9, 1));
+
+  // Swapped: each result now answers the other projection (another type).
+  ASSERT_NO_FATAL_FAILURE(run(npcs, players));
+  ASSERT_EQ(outs[0].columns.size(), 1u);
+  EXPECT_EQ(outs[0].columns[0].name, "level");
+  EXPECT_EQ(outs[0].columns[0].type, ColumnType::kI64);
+  EXPECT_EQ(std::get<std::vector<int64_t>>(outs[0].columns[0].data), std::vector<int64_t>(9, 1));
+  expect_players(outs[1]);
+
+  // Fewer rows, no projection, then a count: nothing left over.
+  Query few = Query::Circle(2, 1, 0.5);  // npc 2 alone
+  Query count = Query::Circle(0, 0, 20);
+  count.count_only = true;
+  ASSERT_NO_FATAL_FAILURE(run(few, count));
+  EXPECT_EQ(outs[0].ids, (std::vector<uint64_t>{2}));
+  EXPECT_EQ(outs[0].x, (std::vector<double>{2}));
+  EXPECT_EQ(outs[0].distance.size(), 1u);
+  EXPECT_TRUE(outs[0].columns.empty());
+  EXPECT_EQ(outs[1].count, 16u);
+  EXPECT_EQ(outs[1].rows(), 0u);
+  EXPECT_TRUE(outs[1].x.empty());
+  EXPECT_TRUE(outs[1].distance.empty());
+  EXPECT_TRUE(outs[1].columns.empty());
+}
+
+// The point of answering in place: a result reused for the same query keeps
+// its buffers, so the shards allocate nothing for it.
+TEST_P(EngineApiTest, ReusedResultsKeepTheirBuffers) {
+  Query q = Query::Circle(0, 0, 30);  // players 1, 3, .., 21
+  q.kind = "player";
+  q.columns = {"hp"};
+  QueryResult out;
+  Status st;
+  Engine::InFlight flight;
+  engine_->StartMany(&q, 1, &out, &st, &flight);
+  engine_->FinishMany(&flight);
+  ASSERT_TRUE(st.ok());
+  ASSERT_EQ(out.rows(), 11u);
+  const uint64_t* ids = out.ids.data();
+  const double* x = out.x.data();
+  const int32_t* hp = std::get<std::vector<int32_t>>(out.columns[0].data).data();
+  engine_->StartMany(&q, 1, &out, &st, &flight);
+  engine_->FinishMany(&flight);
+  ASSERT_TRUE(st.ok());
+  ASSERT_EQ(out.rows(), 11u);
+  EXPECT_EQ(out.ids.data(), ids);
+  EXPECT_EQ(out.x.data(), x);
+  EXPECT_EQ(std::get<std::vector<int32_t>>(out.columns[0].data).data(), hp);
 }
 
 TEST_P(EngineApiTest, StatsCountEntitiesBatchesAndQueries) {

@@ -985,27 +985,32 @@ class Harness {
   }
 
   void CheckQuery(const Query& q) {
-    QueryResult r;
+    // Half the time into a result that answered an earlier query.
+    QueryResult fresh;
+    QueryResult& r = Chance(0.5) ? fresh : reused_one_;
     const Status st = engine_->Run(q, &r);
     Check(q, st, r);
   }
 
+  // The results and InFlights are kept from one call to the next, as the
+  // server keeps its rounds': each answer overwrites whatever an earlier
+  // query of another shape, kind or projection left in the same result.
   void CheckRunMany(size_t n) {
     std::vector<Query> qs;
     for (size_t i = 0; i < n; ++i) qs.push_back(RandomQuery());
-    std::vector<QueryResult> outs(n);
+    std::vector<QueryResult>& outs = reused_outs_;
+    outs.resize(n);
     std::vector<Status> sts(n);
     if (Chance(0.5)) {
       engine_->RunMany(qs.data(), n, outs.data(), sts.data());
     } else {
       // As the server does: several rounds in flight at once, finished in order.
       const size_t half = n / 2;
-      Engine::InFlight first, second;
-      engine_->StartMany(qs.data(), half, outs.data(), sts.data(), &first);
+      engine_->StartMany(qs.data(), half, outs.data(), sts.data(), &first_);
       engine_->StartMany(qs.data() + half, n - half, outs.data() + half, sts.data() + half,
-                         &second);
-      engine_->FinishMany(&first);
-      engine_->FinishMany(&second);
+                         &second_);
+      engine_->FinishMany(&first_);
+      engine_->FinishMany(&second_);
     }
     for (size_t i = 0; i < n; ++i) {
       SCOPED_TRACE("RunMany query " + std::to_string(i));
@@ -1213,6 +1218,9 @@ class Harness {
   std::mt19937_64 rng_;
   model::Model model_;
   std::unique_ptr<Engine> engine_;
+  QueryResult reused_one_;                // CheckQuery's, reused
+  std::vector<QueryResult> reused_outs_;  // CheckRunMany's, reused
+  Engine::InFlight first_, second_;
   BatchBuilder builder_;
   std::vector<uint64_t> live_;  // ids of the model's entities, for random picks
   size_t target_ = 0;           // population the generator steers towards
