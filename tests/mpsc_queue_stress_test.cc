@@ -3,6 +3,8 @@
 // TSan in CI (label "stress").
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -90,6 +92,43 @@ TEST(CompletionTest, WaitReturnsAfterEveryDone) {
     EXPECT_EQ(work.load(std::memory_order_relaxed), 3);
     for (auto& t : workers) t.join();
   }
+}
+
+// The waiter outlasts its spin and sleeps (workers finish ~200 us later), so
+// Done() must see the sleeper bit and wake it; and with workers at varied
+// delays the last Done() races the waiter's announcement of its sleep.
+TEST(CompletionTest, ASleepingWaiterIsWokenByTheLastDone) {
+  for (int round = 0; round < 300; ++round) {
+    Completion c(2);
+    std::atomic<int> work{0};
+    std::vector<std::thread> workers;
+    for (int w = 0; w < 2; ++w) {
+      workers.emplace_back([&, w] {
+        std::this_thread::sleep_for(
+            std::chrono::microseconds(round % 3 == 0 ? 200 : w * (round % 7)));
+        work.fetch_add(1, std::memory_order_relaxed);
+        c.Done();
+      });
+    }
+    c.Wait();
+    EXPECT_EQ(work.load(std::memory_order_relaxed), 2);
+    for (auto& t : workers) t.join();
+  }
+}
+
+// Many completions done before anyone waits (the server's pipelined writes:
+// one wait on the last), then waited in order: no Done() may be lost or
+// leave a waiter asleep.
+TEST(CompletionTest, CompletionsDoneBeforeTheirWaitReturnAtOnce) {
+  constexpr int kN = 64;
+  std::vector<std::unique_ptr<Completion>> cs;
+  for (int i = 0; i < kN; ++i) cs.push_back(std::make_unique<Completion>(1));
+  std::thread worker([&] {
+    for (auto& c : cs) c->Done();
+  });
+  cs.back()->Wait();
+  for (auto& c : cs) c->Wait();
+  worker.join();
 }
 
 }  // namespace
