@@ -44,6 +44,17 @@ struct Engine::WriteTask {
   const std::vector<std::unique_ptr<Runner>>* runners = nullptr;
 };
 
+// A write batch from StartWrite to FinishWrite: the shards read the task and
+// their messages until they counted `task.done` down.
+struct Engine::StartedWrite {
+  explicit StartedWrite(uint32_t shards) : task(shards), msgs(shards) {}
+  WriteTask task;
+  std::vector<Message> msgs;
+  std::span<const uint8_t> bytes;
+  uint64_t ticket = 0;
+  bool log = false;
+};
+
 struct Engine::SchemaTask {
   explicit SchemaTask(uint32_t shards) : done(shards) {}
   std::shared_ptr<const Schema> next;
@@ -493,12 +504,57 @@ Result<WriteStats> Engine::Apply(const uint8_t* data, size_t size, Ack ack) {
 
 Status Engine::WaitForLog(Ack ack) { return log_ ? log_->WaitAll(ack) : Status::Ok(); }
 
+void Engine::ApplyMany(std::span<const std::span<const uint8_t>> batches, Ack ack,
+                       std::vector<Result<WriteStats>>* results, std::vector<uint64_t>* tickets) {
+  struct One {
+    std::vector<uint64_t> storage;  // an aligned copy, when the bytes were not
+    std::unique_ptr<StartedWrite> w;
+    Status refused;
+  };
+  std::vector<One> ones(batches.size());
+  StartedWrite* last = nullptr;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    One& one = ones[i];
+    size_t size = batches[i].size();
+    const uint8_t* data = Aligned(batches[i].data(), size, &one.storage);
+    auto batch = VerifyBatch(data, size, options_);
+    if (!batch.ok()) {
+      one.refused = batch.status();
+      continue;
+    }
+    one.w = std::make_unique<StartedWrite>(shard_count());
+    one.refused = StartWrite(*batch.value(), {data, size}, /*log=*/true, one.w.get());
+    if (one.refused.ok()) last = one.w.get();
+  }
+  // One wait for all: every shard finishes tickets in order, so once the
+  // last batch is done on every shard, so are the ones before it.
+  if (last != nullptr) last->task.done.Wait();
+  results->clear();
+  tickets->clear();
+  for (One& one : ones) {
+    if (!one.refused.ok()) {
+      results->push_back(std::move(one.refused));
+      tickets->push_back(0);
+      continue;
+    }
+    results->push_back(FinishWrite(one.w.get(), ack));
+    tickets->push_back(one.w->ticket);
+  }
+}
+
 Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<const uint8_t> bytes,
                                       bool log, Ack ack) {
+  StartedWrite w(shard_count());
+  WORLDDB_RETURN_IF_ERROR(StartWrite(batch, bytes, log, &w));
+  return FinishWrite(&w, ack);
+}
+
+Status Engine::StartWrite(const fb::WriteBatch& batch, std::span<const uint8_t> bytes, bool log,
+                          StartedWrite* w) {
   log = log && log_ != nullptr;
   if (log) WORLDDB_RETURN_IF_ERROR(log_->Writable());  // refuse before applying anything
   const uint32_t n = shard_count();
-  WriteTask task(n);
+  WriteTask& task = w->task;
   task.batch = &batch;
   task.runners = &shards_;
   if (n > 1) {
@@ -524,13 +580,26 @@ Result<WriteStats> Engine::ApplyBatch(const fb::WriteBatch& batch, std::span<con
       }
     }
   }
-  const uint64_t ticket = next_ticket_.fetch_add(1, std::memory_order_acq_rel);
-  Broadcast(MessageType::kWrite, ticket, &task);
+  w->bytes = bytes;
+  w->log = log;
+  w->ticket = next_ticket_.fetch_add(1, std::memory_order_acq_rel);
+  for (uint32_t i = 0; i < n; ++i) {
+    w->msgs[i].type = MessageType::kWrite;
+    w->msgs[i].ticket = w->ticket;
+    w->msgs[i].task = &task;
+    shards_[i]->Send(&w->msgs[i]);
+  }
+  return Status::Ok();
+}
+
+Result<WriteStats> Engine::FinishWrite(StartedWrite* w, Ack ack) {
+  WriteTask& task = w->task;
+  task.done.Wait();
   const bool failed = task.failed.load(std::memory_order_acquire);
-  if (log) {
+  if (w->log) {
     // A refused batch is not logged but still passes its ticket to the log.
-    Status st = log_->Commit(ticket, RecordType::kWriteBatch,
-                             failed ? std::span<const uint8_t>() : bytes, ack);
+    Status st = log_->Commit(w->ticket, RecordType::kWriteBatch,
+                             failed ? std::span<const uint8_t>() : w->bytes, ack);
     if (!failed && !st.ok()) return st;
   }
   if (failed) {

@@ -114,6 +114,16 @@ class Engine {
   // returns once it is as durable as the commit log promises.
   // `ack` may ask for less durability than the log's mode (engine/commit_log.h).
   Result<WriteStats> Apply(const uint8_t* data, size_t size, Ack ack = Ack::kMode);
+  // Apply for several batches at once (the server's pipelined writes of one
+  // connection): each is verified and handed to the shards before any is
+  // waited for, so the shards go from one to the next without waking the
+  // caller in between, and the caller waits once. The batches are applied in
+  // order, each whole or not at all, as by consecutive Apply calls:
+  // (*results)[i] is what Apply(batches[i], ack) would have returned and
+  // (*tickets)[i] its ticket (0 when refused before it took one). Both are
+  // replaced.
+  void ApplyMany(std::span<const std::span<const uint8_t>> batches, Ack ack,
+                 std::vector<Result<WriteStats>>* results, std::vector<uint64_t>* tickets);
   // Returns once every write applied before the call is as durable as `ack`
   // asks (CommitLog::WaitAll); OK at once without a log. Writes applied with
   // Ack::kQueued and then this wait get what `ack` promises.
@@ -199,6 +209,7 @@ class Engine {
  private:
   struct Runner;
   struct WriteTask;
+  struct StartedWrite;
   struct SchemaTask;
   struct BarrierTask;
 
@@ -214,6 +225,12 @@ class Engine {
   Status ApplyDecodedSchemaChange(const uint8_t* data, size_t size, bool log);
   Result<WriteStats> ApplyBatch(const fb::WriteBatch& batch, std::span<const uint8_t> bytes,
                                 bool log, Ack ack = Ack::kMode);
+  // ApplyBatch in two halves: StartWrite takes the batch's ticket and hands it
+  // to every shard (or refuses it, taking no ticket); FinishWrite waits for
+  // the shards and passes the ticket to the log. `bytes` must outlive it.
+  Status StartWrite(const fb::WriteBatch& batch, std::span<const uint8_t> bytes, bool log,
+                    StartedWrite* w);
+  Result<WriteStats> FinishWrite(StartedWrite* w, Ack ack);
   static Result<const fb::WriteBatch*> VerifyBatch(const uint8_t* data, size_t size,
                                                    const EngineOptions& o);
 

@@ -716,23 +716,35 @@ void Dispatcher::RunWrites(std::span<const std::span<const uint8_t>> requests,
   };
   std::vector<Outcome> outcomes;
   outcomes.reserve(requests.size());
-  Ack wait = Ack::kQueued;  // the most any applied batch asked for (kMode < kWritten < kQueued)
+  // The batches go to the engine together (ApplyMany: one wait for all of
+  // them rather than a wake-up per batch), each logged as kQueued; then one
+  // log wait covers them all.
+  std::vector<std::span<const uint8_t>> batches;
+  std::vector<size_t> batch_of;  // outcome index of each batch
   for (std::span<const uint8_t> bytes : requests) {
     const fb::Request* req = fb::GetRequest(bytes.data());
     const fb::ApplyBatch* a = req->body_as_ApplyBatch();
     Outcome o{req->request_id(), static_cast<Ack>(a->ack()), Status::Ok(), {}, 0};
     if (options_.writable) o.status = options_.writable();
     if (o.status.ok()) {
-      auto r = engine_->Apply(a->batch()->Data(), a->batch()->size(), Ack::kQueued);
-      if (r.ok()) {
-        o.stats = r.value();
-        o.ticket = engine_->last_ticket();
-        wait = std::min(wait, o.ack);
-      } else {
-        o.status = r.status();
-      }
+      batches.push_back({a->batch()->Data(), a->batch()->size()});
+      batch_of.push_back(outcomes.size());
     }
     outcomes.push_back(std::move(o));
+  }
+  std::vector<Result<WriteStats>> applied;
+  std::vector<uint64_t> tickets;
+  engine_->ApplyMany(batches, Ack::kQueued, &applied, &tickets);
+  Ack wait = Ack::kQueued;  // the most any applied batch asked for (kMode < kWritten < kQueued)
+  for (size_t k = 0; k < applied.size(); ++k) {
+    Outcome& o = outcomes[batch_of[k]];
+    if (applied[k].ok()) {
+      o.stats = applied[k].value();
+      o.ticket = tickets[k];
+      wait = std::min(wait, o.ack);
+    } else {
+      o.status = applied[k].status();
+    }
   }
   const Status logged = wait == Ack::kQueued ? Status::Ok() : engine_->WaitForLog(wait);
   for (size_t i = 0; i < outcomes.size(); ++i) {

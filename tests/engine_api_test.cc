@@ -1,5 +1,11 @@
-// Engine::GetMany, Engine::GetStats, and results reused across RunMany calls.
+// Engine::GetMany, Engine::GetStats, Engine::ApplyMany, and results reused
+// across RunMany calls.
 #include <gtest/gtest.h>
+
+#include <cstring>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include "engine/batch_builder.h"
 #include "engine/engine.h"
@@ -152,6 +158,100 @@ TEST_P(EngineApiTest, ReusedResultsKeepTheirBuffers) {
   EXPECT_EQ(out.ids.data(), ids);
   EXPECT_EQ(out.x.data(), x);
   EXPECT_EQ(std::get<std::vector<int32_t>>(out.columns[0].data).data(), hp);
+}
+
+// ApplyMany sends every batch before waiting for any: the answers must be
+// those of consecutive Apply calls, a batch seeing the ones before it.
+TEST_P(EngineApiTest, ApplyManyAppliesInOrderAsConsecutiveApplies) {
+  auto batch = [](auto&& fill) {
+    BatchBuilder b;
+    fill(b);
+    return b.FinishCopy();
+  };
+  const auto create = batch([](BatchBuilder& b) { b.Upsert(1000, "player", 500, 500); });
+  const std::vector<uint8_t> garbage = {1, 2, 3, 4, 5, 6, 7, 8};
+  const auto move1 = batch([](BatchBuilder& b) { b.Move(1000, 600, 600); });  // needs `create`
+  const auto missing = batch([](BatchBuilder& b) { b.Move(99999, 1, 1); });
+  const auto move2 = batch([](BatchBuilder& b) { b.Move(1000, 700, 700); });
+  // An unaligned copy of move2 too: ApplyMany aligns each batch it is given.
+  std::vector<uint8_t> unaligned(move2.size() + 1);
+  std::memcpy(unaligned.data() + 1, move2.data(), move2.size());
+  const std::span<const uint8_t> batches[] = {
+      create, garbage, move1, missing, move2, {unaligned.data() + 1, move2.size()}};
+  std::vector<Result<WriteStats>> results;
+  std::vector<uint64_t> tickets;
+  const uint64_t before = engine_->last_ticket();
+  engine_->ApplyMany(batches, Ack::kMode, &results, &tickets);
+  ASSERT_EQ(results.size(), 6u);
+  ASSERT_EQ(tickets.size(), 6u);
+  ASSERT_TRUE(results[0].ok()) << results[0].status().ToString();
+  EXPECT_EQ(results[0].value().created, 1u);
+  EXPECT_EQ(results[1].status().code(), StatusCode::kCorruption);  // not a WriteBatch
+  EXPECT_EQ(tickets[1], 0u);                                       // refused before a ticket
+  ASSERT_TRUE(results[2].ok()) << results[2].status().ToString();
+  EXPECT_EQ(results[2].value().moved, 1u);
+  EXPECT_FALSE(results[3].ok());  // refused by the shards: takes a ticket, changes nothing
+  EXPECT_NE(results[3].status().ToString().find("99999"), std::string::npos)
+      << results[3].status().ToString();
+  ASSERT_TRUE(results[4].ok()) << results[4].status().ToString();
+  ASSERT_TRUE(results[5].ok()) << results[5].status().ToString();
+  EXPECT_EQ(tickets[0], before + 1);
+  EXPECT_EQ(tickets[2], before + 2);
+  EXPECT_EQ(tickets[3], before + 3);
+  EXPECT_EQ(tickets[4], before + 4);
+  EXPECT_EQ(tickets[5], before + 5);
+  Shard::Entity e;
+  ASSERT_TRUE(engine_->Get(1000, &e));
+  EXPECT_EQ(e.x, 700);
+  EXPECT_EQ(e.y, 700);
+
+  engine_->ApplyMany({}, Ack::kMode, &results, &tickets);  // nothing: both emptied
+  EXPECT_TRUE(results.empty());
+  EXPECT_TRUE(tickets.empty());
+}
+
+// Every ticket ApplyMany took reaches the log once, with the batch's bytes,
+// or empty for the refused batch (which lets later tickets through).
+TEST_P(EngineApiTest, ApplyManyPassesEachTicketToTheLogOnce) {
+  class RecordingLog : public CommitLog {
+   public:
+    Status Commit(uint64_t ticket, RecordType, std::span<const uint8_t> record, Ack) override {
+      std::lock_guard<std::mutex> lock(mu);
+      commits.emplace_back(ticket, std::vector<uint8_t>(record.begin(), record.end()));
+      return Status::Ok();
+    }
+    Result<uint64_t> Mark(uint64_t) override { return uint64_t{0}; }
+    Status WaitDurable(uint64_t) override { return Status::Ok(); }
+    Status WaitAll(Ack) override { return Status::Ok(); }
+    Status Writable() const override { return Status::Ok(); }
+    std::mutex mu;
+    std::vector<std::pair<uint64_t, std::vector<uint8_t>>> commits;
+  } log;
+  EngineOptions o;
+  o.shards = GetParam();
+  auto engine = std::move(Engine::Open(o).value());
+  engine->SetCommitLog(&log);
+  ASSERT_TRUE(engine->CreateKind({"npc", {}}).ok());
+  log.commits.clear();  // the kind's record
+  BatchBuilder b;
+  b.Upsert(1, "npc", 10, 10);
+  b.Upsert(3, "npc", 30, 30);
+  const auto ok1 = b.FinishCopy();
+  b.Move(424242, 1, 1);
+  const auto refused = b.FinishCopy();
+  b.Move(3, 31, 31);
+  const auto ok2 = b.FinishCopy();
+  const std::span<const uint8_t> batches[] = {ok1, refused, ok2};
+  std::vector<Result<WriteStats>> results;
+  std::vector<uint64_t> tickets;
+  engine->ApplyMany(batches, Ack::kQueued, &results, &tickets);
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_FALSE(results[1].ok());
+  EXPECT_TRUE(results[2].ok());
+  ASSERT_EQ(log.commits.size(), 3u);
+  EXPECT_EQ(log.commits[0], std::make_pair(tickets[0], ok1));
+  EXPECT_EQ(log.commits[1], std::make_pair(tickets[1], std::vector<uint8_t>{}));
+  EXPECT_EQ(log.commits[2], std::make_pair(tickets[2], ok2));
 }
 
 TEST_P(EngineApiTest, StatsCountEntitiesBatchesAndQueries) {

@@ -2,6 +2,7 @@
 // without sockets.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -285,6 +286,45 @@ TEST(DispatchRunWrites, AFailedWaitFailsTheBatchesThatNeededIt) {
       << run.replies[0].message();
   EXPECT_EQ(run.replies[1].code(), fb::ErrorCode_Ok);  // asked only to be queued
   EXPECT_NE(run.replies[2].code(), fb::ErrorCode_Ok);
+}
+
+// Each reply carries its own batch's ticket, also while other writer threads
+// take tickets: it used to be read back as the engine's last ticket, which
+// another thread's batch could have taken in between (two replies with one
+// ticket, and one batch's ticket in none).
+TEST(DispatchRunWrites, ConcurrentWritersEachGetTheirOwnBatchesTicket) {
+  EngineOptions eo;
+  eo.world = {-1000, -1000, 1000, 1000};
+  auto engine = std::move(Engine::Open(eo).value());
+  ASSERT_TRUE(engine->CreateKind(PlayerKind()).ok());
+  const Dispatcher d(engine.get(), {});
+  constexpr uint64_t kPerThread = 400;
+  std::vector<uint64_t> tickets[2];
+  auto writer = [&](int t) {
+    flatbuffers::FlatBufferBuilder fbb;
+    for (uint64_t i = 0; i < kPerThread; ++i) {
+      const std::vector<uint8_t> req = OnePlayer(i + 1, 1 + t * kPerThread + i, 2);
+      const std::span<const uint8_t> one[] = {req};
+      d.RunWrites(one, &fbb, [&](size_t) {
+        Reply r(fbb.GetBufferPointer(), fbb.GetSize());
+        ASSERT_EQ(r.code(), fb::ErrorCode_Ok) << r.message();
+        tickets[t].push_back(r->body_as_ApplyReply()->ticket());
+      });
+    }
+  };
+  std::thread other(writer, 1);
+  writer(0);
+  other.join();
+  std::vector<uint64_t> all = tickets[0];
+  all.insert(all.end(), tickets[1].begin(), tickets[1].end());
+  std::sort(all.begin(), all.end());
+  // Tickets 1 (the kind) .. 1 + 2 * kPerThread: every batch's exactly once.
+  std::vector<uint64_t> expected(2 * kPerThread);
+  for (size_t i = 0; i < expected.size(); ++i) expected[i] = i + 2;
+  EXPECT_EQ(all, expected);
+  // And in each thread's order of sending.
+  EXPECT_TRUE(std::is_sorted(tickets[0].begin(), tickets[0].end()));
+  EXPECT_TRUE(std::is_sorted(tickets[1].begin(), tickets[1].end()));
 }
 
 TEST_F(DispatchTest, ApplyBatchWithQueuedAckWorksWithoutALog) {
