@@ -338,18 +338,24 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& o) {
   return std::unique_ptr<Engine>(new Engine(o));
 }
 
-// Sends one message of `type` about `task` to every shard and waits until
-// every shard has counted `done` down. `ticket` orders writes and schema
-// changes. The messages live on this stack frame until the wait returns.
-template <class Task>
-void Engine::Broadcast(MessageType type, uint64_t ticket, Task* task) {
-  std::vector<Message> msgs(shards_.size());
+// Sends msgs[i], a message of `type` about `task`, to shard i. `ticket`
+// orders writes and schema changes. The messages must live until the shards
+// are done with the task.
+void Engine::SendToAll(MessageType type, uint64_t ticket, void* task, Message* msgs) {
   for (size_t i = 0; i < shards_.size(); ++i) {
     msgs[i].type = type;
     msgs[i].ticket = ticket;
     msgs[i].task = task;
     shards_[i]->Send(&msgs[i]);
   }
+}
+
+// SendToAll, then waits until every shard has counted `done` down. The
+// messages live on this stack frame until the wait returns.
+template <class Task>
+void Engine::Broadcast(MessageType type, uint64_t ticket, Task* task) {
+  std::vector<Message> msgs(shards_.size());
+  SendToAll(type, ticket, task, msgs.data());
   task->done.Wait();
 }
 
@@ -515,7 +521,7 @@ void Engine::ApplyMany(std::span<const std::span<const uint8_t>> batches, Ack ac
   StartedWrite* last = nullptr;
   for (size_t i = 0; i < batches.size(); ++i) {
     One& one = ones[i];
-    size_t size = batches[i].size();
+    const size_t size = batches[i].size();
     const uint8_t* data = Aligned(batches[i].data(), size, &one.storage);
     auto batch = VerifyBatch(data, size, options_);
     if (!batch.ok()) {
@@ -583,12 +589,7 @@ Status Engine::StartWrite(const fb::WriteBatch& batch, std::span<const uint8_t> 
   w->bytes = bytes;
   w->log = log;
   w->ticket = next_ticket_.fetch_add(1, std::memory_order_acq_rel);
-  for (uint32_t i = 0; i < n; ++i) {
-    w->msgs[i].type = MessageType::kWrite;
-    w->msgs[i].ticket = w->ticket;
-    w->msgs[i].task = &task;
-    shards_[i]->Send(&w->msgs[i]);
-  }
+  SendToAll(MessageType::kWrite, w->ticket, &task, w->msgs.data());
   return Status::Ok();
 }
 
@@ -632,12 +633,7 @@ Result<Engine::CheckpointResult> Engine::Checkpoint(const CheckpointHooks& hooks
   const uint32_t n = shard_count();
   BarrierTask task(n);
   std::vector<Message> msgs(n);
-  for (uint32_t i = 0; i < n; ++i) {
-    msgs[i].type = MessageType::kBarrier;
-    msgs[i].ticket = ticket;
-    msgs[i].task = &task;
-    shards_[i]->Send(&msgs[i]);
-  }
+  SendToAll(MessageType::kBarrier, ticket, &task, msgs.data());
   task.arrived.Wait();
   if (hook.ok() && hooks.at_cut) {
     std::vector<const Shard*> shards(n);
@@ -791,12 +787,7 @@ void Engine::StartMany(const Query* queries, size_t n, QueryResult* outs, Status
     flight->msgs_ = std::make_unique<Message[]>(shards);
     flight->msgs_size_ = shards;
   }
-  for (uint32_t i = 0; i < shards; ++i) {
-    flight->msgs_[i].type = MessageType::kQuery;
-    flight->msgs_[i].ticket = 0;
-    flight->msgs_[i].task = &task;
-    shards_[i]->Send(&flight->msgs_[i]);
-  }
+  SendToAll(MessageType::kQuery, 0, &task, flight->msgs_.get());
 }
 
 void Engine::FinishMany(InFlight* flight) {

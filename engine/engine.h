@@ -214,6 +214,7 @@ class Engine {
   struct BarrierTask;
 
   enum class MessageType : uint8_t;
+  void SendToAll(MessageType type, uint64_t ticket, void* task, Message* msgs);
   template <class Task>
   void Broadcast(MessageType type, uint64_t ticket, Task* task);
   using SchemaFn =

@@ -21,14 +21,7 @@ const char* CompareOpName(CompareOp op) {
 }
 
 void QueryResult::Clear() {
-  count = 0;
-  truncated = false;
-  ids.clear();
-  kinds.clear();
-  x.clear();
-  y.clear();
-  z.clear();
-  distance.clear();
+  ClearRows();
   columns.clear();
 }
 
