@@ -121,7 +121,10 @@ class Engine {
   // order, each whole or not at all, as by consecutive Apply calls:
   // (*results)[i] is what Apply(batches[i], ack) would have returned and
   // (*tickets)[i] its ticket (0 when refused before it took one). Both are
-  // replaced.
+  // replaced. One difference from consecutive calls: when the log fails
+  // (commit_log.h), the batches already handed to the shards behind the
+  // failing one are applied in memory and get the log's error, like it,
+  // rather than being refused before applying; none is acknowledged.
   void ApplyMany(std::span<const std::span<const uint8_t>> batches, Ack ack,
                  std::vector<Result<WriteStats>>* results, std::vector<uint64_t>* tickets);
   // Returns once every write applied before the call is as durable as `ack`

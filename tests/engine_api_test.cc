@@ -254,6 +254,59 @@ TEST_P(EngineApiTest, ApplyManyPassesEachTicketToTheLogOnce) {
   EXPECT_EQ(log.commits[2], std::make_pair(tickets[2], ok2));
 }
 
+// The log fails at the second batch: it and the one already handed to the
+// shards behind it get the log's error (applied in memory, not
+// acknowledged); the first is acknowledged. (engine.h, ApplyMany.)
+TEST_P(EngineApiTest, ApplyManyWhenTheLogFailsMidway) {
+  class FailingLog : public CommitLog {
+   public:
+    Status Commit(uint64_t ticket, RecordType, std::span<const uint8_t>, Ack) override {
+      std::lock_guard<std::mutex> lock(mu);
+      if (ticket >= fail_from) stopped = true;
+      return stopped ? Status::IOError("wal: disk gone") : Status::Ok();
+    }
+    Result<uint64_t> Mark(uint64_t) override { return uint64_t{0}; }
+    Status WaitDurable(uint64_t) override { return Status::Ok(); }
+    Status WaitAll(Ack) override { return Status::Ok(); }
+    Status Writable() const override {
+      std::lock_guard<std::mutex> lock(mu);
+      return stopped ? Status::IOError("wal: disk gone") : Status::Ok();
+    }
+    mutable std::mutex mu;
+    uint64_t fail_from = UINT64_MAX;
+    bool stopped = false;
+  } log;
+  EngineOptions o;
+  o.shards = GetParam();
+  auto engine = std::move(Engine::Open(o).value());
+  engine->SetCommitLog(&log);
+  ASSERT_TRUE(engine->CreateKind({"npc", {}}).ok());
+  log.fail_from = engine->last_ticket() + 2;  // the second batch's ticket
+  BatchBuilder b;
+  std::vector<std::vector<uint8_t>> bytes;
+  for (uint64_t id = 1; id <= 3; ++id) {
+    b.Upsert(id, "npc", double(id), double(id));
+    bytes.push_back(b.FinishCopy());
+  }
+  const std::span<const uint8_t> batches[] = {bytes[0], bytes[1], bytes[2]};
+  std::vector<Result<WriteStats>> results;
+  std::vector<uint64_t> tickets;
+  engine->ApplyMany(batches, Ack::kMode, &results, &tickets);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0].ok());
+  for (size_t i = 1; i < 3; ++i) {
+    ASSERT_FALSE(results[i].ok());
+    EXPECT_EQ(results[i].status().code(), StatusCode::kIOError);
+  }
+  Shard::Entity e;
+  EXPECT_TRUE(engine->Get(3, &e));  // in memory, though not acknowledged
+  // Later writes are refused before they are applied.
+  b.Upsert(4, "npc", 4, 4);
+  const auto after = b.FinishCopy();
+  EXPECT_FALSE(engine->Apply(after.data(), after.size()).ok());
+  EXPECT_FALSE(engine->Get(4, &e));
+}
+
 TEST_P(EngineApiTest, StatsCountEntitiesBatchesAndQueries) {
   BatchBuilder b;
   b.Move(1, 5, 5).Move(2, 6, 6).Delete(3);
