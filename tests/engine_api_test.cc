@@ -13,6 +13,19 @@
 namespace worlddb {
 namespace {
 
+// A commit log for the ApplyMany tests: records nothing, fails nothing;
+// each test overrides what it watches.
+class NullLog : public CommitLog {
+ public:
+  Status Commit(uint64_t, RecordType, std::span<const uint8_t>, Ack) override {
+    return Status::Ok();
+  }
+  Result<uint64_t> Mark(uint64_t) override { return uint64_t{0}; }
+  Status WaitDurable(uint64_t) override { return Status::Ok(); }
+  Status WaitAll(Ack) override { return Status::Ok(); }
+  Status Writable() const override { return Status::Ok(); }
+};
+
 class EngineApiTest : public ::testing::TestWithParam<uint32_t> {
  protected:
   void SetUp() override {
@@ -213,17 +226,13 @@ TEST_P(EngineApiTest, ApplyManyAppliesInOrderAsConsecutiveApplies) {
 // Every ticket ApplyMany took reaches the log once, with the batch's bytes,
 // or empty for the refused batch (which lets later tickets through).
 TEST_P(EngineApiTest, ApplyManyPassesEachTicketToTheLogOnce) {
-  class RecordingLog : public CommitLog {
+  class RecordingLog : public NullLog {
    public:
     Status Commit(uint64_t ticket, RecordType, std::span<const uint8_t> record, Ack) override {
       std::lock_guard<std::mutex> lock(mu);
       commits.emplace_back(ticket, std::vector<uint8_t>(record.begin(), record.end()));
       return Status::Ok();
     }
-    Result<uint64_t> Mark(uint64_t) override { return uint64_t{0}; }
-    Status WaitDurable(uint64_t) override { return Status::Ok(); }
-    Status WaitAll(Ack) override { return Status::Ok(); }
-    Status Writable() const override { return Status::Ok(); }
     std::mutex mu;
     std::vector<std::pair<uint64_t, std::vector<uint8_t>>> commits;
   } log;
@@ -258,16 +267,13 @@ TEST_P(EngineApiTest, ApplyManyPassesEachTicketToTheLogOnce) {
 // shards behind it get the log's error (applied in memory, not
 // acknowledged); the first is acknowledged. (engine.h, ApplyMany.)
 TEST_P(EngineApiTest, ApplyManyWhenTheLogFailsMidway) {
-  class FailingLog : public CommitLog {
+  class FailingLog : public NullLog {
    public:
     Status Commit(uint64_t ticket, RecordType, std::span<const uint8_t>, Ack) override {
       std::lock_guard<std::mutex> lock(mu);
       if (ticket >= fail_from) stopped = true;
       return stopped ? Status::IOError("wal: disk gone") : Status::Ok();
     }
-    Result<uint64_t> Mark(uint64_t) override { return uint64_t{0}; }
-    Status WaitDurable(uint64_t) override { return Status::Ok(); }
-    Status WaitAll(Ack) override { return Status::Ok(); }
     Status Writable() const override {
       std::lock_guard<std::mutex> lock(mu);
       return stopped ? Status::IOError("wal: disk gone") : Status::Ok();
