@@ -95,7 +95,9 @@ void* QuadTree::AllocLeafData(uint8_t cls) {
   const size_t cap = kCapTable.cap[cls];
   if (cap == 0) return nullptr;
   leaf_bytes_ += cap * kEntryBytes;
-  return ::operator new(cap* kEntryBytes);
+  // Every size class the capacities come from is a multiple of 32 bytes, so
+  // the allocator can honour the alignment without rounding up.
+  return ::operator new (cap* kEntryBytes, std::align_val_t{alignof(Entry)});
 }
 
 void QuadTree::FreeLeafData(void* data, uint8_t cls) {
@@ -103,9 +105,9 @@ void QuadTree::FreeLeafData(void* data, uint8_t cls) {
   const size_t bytes = kCapTable.cap[cls] * kEntryBytes;
   leaf_bytes_ -= bytes;
 #if defined(__cpp_sized_deallocation)
-  ::operator delete(data, bytes);  // lets jemalloc skip the size lookup
+  ::operator delete (data, bytes, std::align_val_t{alignof(Entry)});  // no size lookup
 #else
-  ::operator delete(data);  // clang without -fsized-deallocation
+  ::operator delete (data, std::align_val_t{alignof(Entry)});  // no -fsized-deallocation
 #endif
 }
 
@@ -116,9 +118,7 @@ void QuadTree::ResizeLeaf(uint32_t leaf, uint8_t cls) {
   fresh.cap_class = cls;
   fresh.data = AllocLeafData(cls);
   if (n.count > 0) {
-    std::memcpy(XYs(fresh), XYs(n), 2 * size_t{n.count} * sizeof(double));
-    std::memcpy(Zs(fresh), Zs(n), n.count * sizeof(double));
-    std::memcpy(Ids(fresh), Ids(n), n.count * sizeof(uint64_t));
+    std::memcpy(Entries(fresh), Entries(n), n.count * sizeof(Entry));
     std::memcpy(Rows(fresh), Rows(n), n.count * sizeof(uint32_t));
   }
   FreeLeafData(n.data, n.cap_class);
@@ -176,10 +176,7 @@ void QuadTree::Append(uint32_t leaf, uint32_t row, double x, double y, double z,
     ResizeLeaf(leaf, static_cast<uint8_t>(n->cap_class + 1));
   }
   const uint32_t slot = n->count++;
-  XYs(*n)[2 * size_t{slot}] = x;
-  XYs(*n)[2 * size_t{slot} + 1] = y;
-  Zs(*n)[slot] = z;
-  Ids(*n)[slot] = id;
+  Entries(*n)[slot] = {x, y, z, id};
   Rows(*n)[slot] = row;
   SetRef(row, leaf, slot);
   if (n->count > kLeafSplit && n->depth < kMaxDepth) Split(leaf);
@@ -198,11 +195,11 @@ void QuadTree::Split(uint32_t leaf) {
   const Node& n = nodes_[leaf];
   const double mx = Mid(n.min_x, n.max_x);
   const double my = Mid(n.min_y, n.max_y);
-  const double* xys = XYs(old);
+  const Entry* entries = Entries(old);
   const uint32_t* rows = Rows(old);
   auto quadrant = [&](uint32_t i) {
-    return static_cast<uint32_t>(xys[2 * size_t{i}] >= mx) |
-           (static_cast<uint32_t>(xys[2 * size_t{i} + 1] >= my) << 1);
+    return static_cast<uint32_t>(entries[i].x >= mx) |
+           (static_cast<uint32_t>(entries[i].y >= my) << 1);
   };
   uint32_t cnt[4] = {0, 0, 0, 0};
   for (uint32_t i = 0; i < old.count; ++i) ++cnt[quadrant(i)];
@@ -287,7 +284,7 @@ void QuadTree::Insert(uint32_t row, double x, double y, double z, uint64_t id) {
 
 void QuadTree::MoveSlow(uint32_t row, Loc loc, double x, double y, double z) {
   const uint32_t leaf = loc.leaf;
-  const uint64_t id = Ids(nodes_[leaf])[loc.slot];
+  const uint64_t id = Entries(nodes_[leaf])[loc.slot].id;
   RemoveAt(leaf, loc.slot);
   // Climb to the nearest ancestor holding the new position, descend from there.
   uint32_t a = nodes_[leaf].parent;
@@ -356,16 +353,11 @@ void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t
       const uint64_t need = n->count + m;
       if (need > Cap(*n)) ResizeLeaf(node, ClassFor(need));
       n = &nodes_[node];
-      double* nxy = XYs(*n);
-      double* nz = Zs(*n);
-      uint64_t* nid = Ids(*n);
+      Entry* ne = Entries(*n);
       uint32_t* nr = Rows(*n);
       for (size_t i = 0; i < m; ++i) {
         const uint32_t s = n->count++;
-        nxy[2 * size_t{s}] = e[i].x;
-        nxy[2 * size_t{s} + 1] = e[i].y;
-        nz[s] = e[i].z;
-        nid[s] = e[i].id;
+        ne[s] = {e[i].x, e[i].y, e[i].z, e[i].id};
         nr[s] = e[i].row;
         // Every batch entry's ref is absent (new rows; merged ones were
         // cleared), so write without reading the old ref.
@@ -382,12 +374,8 @@ void QuadTree::BulkBuild(uint32_t node, BulkEntry* e, BulkEntry* scratch, size_t
       const size_t total = n->count + m;
       merged.resize(2 * total);
       for (uint32_t i = 0; i < n->count; ++i) {
-        merged[i] = {XYs(*n)[2 * size_t{i}],
-                     XYs(*n)[2 * size_t{i} + 1],
-                     Zs(*n)[i],
-                     Ids(*n)[i],
-                     Rows(*n)[i],
-                     0};
+        const Entry& ei = Entries(*n)[i];
+        merged[i] = {ei.x, ei.y, ei.z, ei.id, Rows(*n)[i], 0};
         ClearRef(Rows(*n)[i]);
       }
       std::copy(e, e + m, merged.begin() + n->count);
@@ -500,7 +488,7 @@ std::string QuadTree::CheckInvariants() const {
       if (n.depth < kMaxDepth && n.count > kLeafSplit)
         fail() << "leaf " << idx << " at depth " << int{n.depth} << " holds " << n.count;
       for (uint32_t i = 0; i < n.count && err.tellp() == 0; ++i) {
-        const double x = XYs(n)[2 * size_t{i}], y = XYs(n)[2 * size_t{i} + 1];
+        const double x = Entries(n)[i].x, y = Entries(n)[i].y;
         const uint32_t row = Rows(n)[i];
         if (!InBox(n, x, y))
           fail() << "row " << row << " (" << x << "," << y << ") outside leaf " << idx;

@@ -151,8 +151,8 @@ class QuadTree {
   //   * nodes_ is a pool of Node addressed by u32; node 0 is the root and the
   //     children of a node are 4 consecutive nodes (quadrant q = (x >= mid_x) |
   //     ((y >= mid_y) << 1)). Freed child groups go to free_groups_.
-  //   * A leaf owns one allocation of capacity `cap` entries laid out as
-  //     xys[2 * cap] (x0 y0 x1 y1 ...) | zs[cap] | ids[cap] (u64) | rows[cap] (u32).
+  //   * A leaf owns one 32-byte-aligned allocation of capacity `cap` entries
+  //     laid out as entries[cap] ({x, y, z, id}, 32 bytes) | rows[cap] (u32).
   //     Capacities follow kCapTable (the allocator's size classes divided by
   //     36 bytes), so leaves stay well filled.
   //   * The row map is chunked (kChunkRows refs per chunk, allocated lazily);
@@ -203,31 +203,32 @@ class QuadTree {
   };
 
   static uint32_t Cap(const Node& n) { return kCapTable.cap[n.cap_class]; }
-  // x and y interleaved (x0 y0 x1 y1 ...): a move writes one line, not two,
-  // and a scan reads one stream.
-  static double* XYs(const Node& n) { return static_cast<double*>(n.data); }
-  static double* Zs(const Node& n) { return static_cast<double*>(n.data) + 2 * size_t{Cap(n)}; }
-  static uint64_t* Ids(const Node& n) {
-    return reinterpret_cast<uint64_t*>(static_cast<double*>(n.data) + 3 * size_t{Cap(n)});
-  }
+  // A leaf entry's x, y, z and id in 32 bytes, two to a cache line (leaf data
+  // are 32-byte aligned): an in-leaf move writes one line, and a hit reads
+  // its coordinates and id from the line its test already loaded.
+  struct alignas(32) Entry {
+    double x, y, z;
+    uint64_t id;
+  };
+  static Entry* Entries(const Node& n) { return static_cast<Entry*>(n.data); }
   static uint32_t* Rows(const Node& n) {
-    return reinterpret_cast<uint32_t*>(static_cast<double*>(n.data) + 4 * size_t{Cap(n)});
+    return reinterpret_cast<uint32_t*>(static_cast<Entry*>(n.data) + Cap(n));
   }
+  static_assert(sizeof(Entry) == 32 && kEntryBytes == sizeof(Entry) + sizeof(uint32_t));
   // Copies entry `from` of leaf a to slot `to` of leaf b (b may be a).
   static void CopyEntry(const Node& a, uint32_t from, const Node& b, uint32_t to) {
-    XYs(b)[2 * size_t{to}] = XYs(a)[2 * size_t{from}];
-    XYs(b)[2 * size_t{to} + 1] = XYs(a)[2 * size_t{from} + 1];
-    Zs(b)[to] = Zs(a)[from];
-    Ids(b)[to] = Ids(a)[from];
+    Entries(b)[to] = Entries(a)[from];
     Rows(b)[to] = Rows(a)[from];
   }
   // Calls a visitor on leaf entry i (see VisitCircle).
   template <class Visitor>
   static bool Call(Visitor& v, const Node& n, uint32_t i) {
     if constexpr (std::is_invocable_v<Visitor&, uint32_t, double, double, double, uint64_t>) {
-      return v(Rows(n)[i], XYs(n)[2 * size_t{i}], XYs(n)[2 * size_t{i} + 1], Zs(n)[i], Ids(n)[i]);
+      const Entry& e = Entries(n)[i];
+      return v(Rows(n)[i], e.x, e.y, e.z, e.id);
     } else {
-      return v(Rows(n)[i], XYs(n)[2 * size_t{i}], XYs(n)[2 * size_t{i} + 1]);
+      const Entry& e = Entries(n)[i];
+      return v(Rows(n)[i], e.x, e.y);
     }
   }
   static bool InBox(const Node& n, double x, double y) {
@@ -393,10 +394,10 @@ class QuadTree {
     bool whole[kMax];
     uint32_t size = 0;
     bool Add(uint32_t idx, const Node& n, bool covered_whole) {
-      // The first 8 entries' x and y: two lines.
-      const double* xys = XYs(n);
-      __builtin_prefetch(xys);
-      __builtin_prefetch(xys + 8);
+      // The first 4 entries: two lines.
+      const Entry* e = Entries(n);
+      __builtin_prefetch(e);
+      __builtin_prefetch(e + 2);
       leaves[size] = idx;
       whole[size++] = covered_whole;
       return size == kMax;
@@ -425,25 +426,25 @@ inline bool QuadTree::Contains(uint32_t row) const {
 inline double QuadTree::X(uint32_t row) const {
   assert(Contains(row));
   const Loc loc = Locate(row);
-  return XYs(nodes_[loc.leaf])[2 * size_t{loc.slot}];
+  return Entries(nodes_[loc.leaf])[loc.slot].x;
 }
 
 inline double QuadTree::Y(uint32_t row) const {
   assert(Contains(row));
   const Loc loc = Locate(row);
-  return XYs(nodes_[loc.leaf])[2 * size_t{loc.slot} + 1];
+  return Entries(nodes_[loc.leaf])[loc.slot].y;
 }
 
 inline double QuadTree::Z(uint32_t row) const {
   assert(Contains(row));
   const Loc loc = Locate(row);
-  return Zs(nodes_[loc.leaf])[loc.slot];
+  return Entries(nodes_[loc.leaf])[loc.slot].z;
 }
 
 inline uint64_t QuadTree::Id(uint32_t row) const {
   assert(Contains(row));
   const Loc loc = Locate(row);
-  return Ids(nodes_[loc.leaf])[loc.slot];
+  return Entries(nodes_[loc.leaf])[loc.slot].id;
 }
 
 inline void QuadTree::PrefetchRef(uint32_t row) const { __builtin_prefetch(&RefAt(row)); }
@@ -453,20 +454,20 @@ inline void QuadTree::PrefetchNode(uint32_t row) const { PrefetchNodeAt(Locate(r
 inline void QuadTree::PrefetchEntry(uint32_t row) const {
   const Loc loc = Locate(row);
   const Node& n = nodes_[loc.leaf];
-  __builtin_prefetch(XYs(n) + 2 * size_t{loc.slot}, 1);
-  __builtin_prefetch(Zs(n) + loc.slot, 1);
+  __builtin_prefetch(Entries(n) + loc.slot, 1);
 }
 
 inline void QuadTree::Move(uint32_t row, double x, double y) {
   assert(Contains(row));
   const Loc loc = Locate(row);
   Node& n = nodes_[loc.leaf];
+  Entry& e = Entries(n)[loc.slot];
   if (InBox(n, x, y)) [[likely]] {
-    XYs(n)[2 * size_t{loc.slot}] = x;
-    XYs(n)[2 * size_t{loc.slot} + 1] = y;
+    e.x = x;
+    e.y = y;
     return;
   }
-  MoveSlow(row, loc, x, y, Zs(n)[loc.slot]);
+  MoveSlow(row, loc, x, y, e.z);
 }
 
 inline void QuadTree::Move(uint32_t row, double x, double y, double z) {
@@ -474,9 +475,10 @@ inline void QuadTree::Move(uint32_t row, double x, double y, double z) {
   const Loc loc = Locate(row);
   Node& n = nodes_[loc.leaf];
   if (InBox(n, x, y)) [[likely]] {
-    XYs(n)[2 * size_t{loc.slot}] = x;
-    XYs(n)[2 * size_t{loc.slot} + 1] = y;
-    Zs(n)[loc.slot] = z;
+    Entry& e = Entries(n)[loc.slot];
+    e.x = x;
+    e.y = y;
+    e.z = z;
     return;
   }
   MoveSlow(row, loc, x, y, z);
@@ -523,9 +525,9 @@ bool QuadTree::Walk(CoverFn&& cover, Match&& match, Visitor& v) const {
         }
         continue;
       }
-      const double* xys = XYs(n);
+      const Entry* e = Entries(n);
       if (!ScanLeaf(
-              n.count, [&](uint32_t i) { return match(xys[2 * i], xys[2 * i + 1]); },
+              n.count, [&](uint32_t i) { return match(e[i].x, e[i].y); },
               [&](uint32_t i) { return Call(v, n, i); })) {
         return false;
       }
