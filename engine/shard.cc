@@ -878,11 +878,17 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
     for (uint16_t kd = first_kind; kd < end_kind; ++kd) {
       const QuadTree& tree = kinds_[kd]->tree;
       auto count = [&](uint32_t row, double, double) {
-        n += cq.preds.empty() || cq.Matches(row);
+        n += cq.Matches(row);
         return true;
       };
-      if (q.shape == Shape::kCircle)
+      // Without a filter the tree counts leaves covered whole from their
+      // nodes, reading no entry.
+      if (q.shape == Shape::kCircle && cq.preds.empty())
+        n += tree.CountCircle(q.x, q.y, q.radius);
+      else if (q.shape == Shape::kCircle)
         tree.VisitCircle(q.x, q.y, q.radius, count);
+      else if (q.shape == Shape::kRect && cq.preds.empty())
+        n += tree.CountRect(q.rect);
       else if (q.shape == Shape::kRect)
         tree.VisitRect(q.rect, count);
       else {

@@ -131,6 +131,12 @@ class QuadTree {
   template <class Visitor>
   bool VisitAll(Visitor&& v) const;
 
+  // The number of entries VisitCircle / VisitRect would visit. Leaves the
+  // shape covers whole are counted from their nodes: their entries are not
+  // read.
+  size_t CountCircle(double cx, double cy, double r) const;
+  size_t CountRect(const Rect& rect) const;
+
   // The k entries nearest to (cx, cy) among those for which accept(row) is
   // true, ordered by (d2, key(row)) ascending; `out` is replaced. With
   // key = StoredId{} the key is the entry's stored id.
@@ -191,6 +197,11 @@ class QuadTree {
   };
   static constexpr const auto& kCapTable = quadtree_detail::kCapTable;
 
+  // The visitor CountCircle and CountRect pass to Walk, which counts
+  // instead of visiting.
+  struct Counter {
+    size_t n = 0;
+  };
   struct HeapItem {
     double d2;
     uint32_t node;
@@ -514,22 +525,29 @@ bool QuadTree::Walk(CoverFn&& cover, Match&& match, Visitor& v) const {
   // Leaves are gathered first and their data prefetched, then scanned: a
   // query touches ~10 leaves whose data are separate allocations, and their
   // cache misses overlap instead of being paid one after another. Leaves the
-  // shape covers whole are visited without per-entry tests.
+  // shape covers whole are visited without per-entry tests (and, when
+  // counting, without reading their entries at all).
+  constexpr bool kCount = std::is_same_v<std::remove_cvref_t<Visitor>, Counter>;
   LeafBatch batch;
   auto scan = [&]() {
     for (uint32_t j = 0; j < batch.size; ++j) {
       const Node& n = nodes_[batch.leaves[j]];
-      if (batch.whole[j]) {
+      if constexpr (kCount) {  // only leaves covered in part are batched
+        const Entry* e = Entries(n);
+        size_t m = 0;
+        for (uint32_t i = 0, end = n.count; i < end; ++i) m += match(e[i].x, e[i].y) ? 1 : 0;
+        v.n += m;
+      } else if (batch.whole[j]) {
         for (uint32_t i = 0, e = n.count; i < e; ++i) {
           if (!Call(v, n, i)) return false;
         }
-        continue;
-      }
-      const Entry* e = Entries(n);
-      if (!ScanLeaf(
-              n.count, [&](uint32_t i) { return match(e[i].x, e[i].y); },
-              [&](uint32_t i) { return Call(v, n, i); })) {
-        return false;
+      } else {
+        const Entry* e = Entries(n);
+        if (!ScanLeaf(
+                n.count, [&](uint32_t i) { return match(e[i].x, e[i].y); },
+                [&](uint32_t i) { return Call(v, n, i); })) {
+          return false;
+        }
       }
     }
     batch.size = 0;
@@ -557,6 +575,12 @@ bool QuadTree::Walk(CoverFn&& cover, Match&& match, Visitor& v) const {
         const uint32_t idx = nodes[i];
         const Node& n = nodes_[idx];
         if (n.child == kNil) {
+          if constexpr (kCount) {
+            if (whole) {
+              v.n += n.count;
+              continue;
+            }
+          }
           if (n.count > 0 && batch.Add(idx, n, whole) && !scan()) return false;
           continue;
         }
@@ -598,6 +622,18 @@ bool QuadTree::VisitRect(const Rect& rect, Visitor&& v) const {
                    : Cover::kSome;
       },
       [&](double x, double y) { return rect.Contains(x, y); }, v);
+}
+
+inline size_t QuadTree::CountCircle(double cx, double cy, double r) const {
+  Counter c;
+  VisitCircle(cx, cy, r, c);
+  return c.n;
+}
+
+inline size_t QuadTree::CountRect(const Rect& rect) const {
+  Counter c;
+  VisitRect(rect, c);
+  return c.n;
 }
 
 template <class Accept, class Key>

@@ -29,6 +29,7 @@ std::vector<uint32_t> CircleRows(const QuadTree& t, double cx, double cy, double
     out.push_back(row);
     return true;
   });
+  EXPECT_EQ(t.CountCircle(cx, cy, r), out.size()) << "circle (" << cx << "," << cy << ") r " << r;
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -39,6 +40,7 @@ std::vector<uint32_t> RectRows(const QuadTree& t, const Rect& rect) {
     out.push_back(row);
     return true;
   });
+  EXPECT_EQ(t.CountRect(rect), out.size());
   std::sort(out.begin(), out.end());
   return out;
 }
