@@ -318,6 +318,39 @@ TEST_F(WorldloadWorlddb, FixedRateCountsEverythingAndMatchesTheModel) {
   EXPECT_NE(json.find("\"mode\": \"fixed\""), std::string::npos);
 }
 
+// Each entity moves with probability --move-fraction in each tick, on its
+// own: 50,000 entity-ticks at 0.25 move 12,500 times in the mean (sd ~97),
+// and the model stays in step with the server.
+TEST_F(WorldloadWorlddb, MoveFractionMovesThatShareOfEntities) {
+  std::string json, out;
+  const int rc = RunWorldload(dir_.path(),
+                              With({"--target", Target(), "--ticks", "10", "-t", "20", kNoSkip,
+                                    "1000", "--move-fraction", "0.25"}),
+                              &json, &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(JsonNumber(json, "\"errors\": "), 0) << out;
+  EXPECT_EQ(JsonNumber(json, "\"mismatches\": "), 0) << out;
+  EXPECT_EQ(JsonNumber(json, "\"checks\": "), 500 * 10) << out;
+  EXPECT_NEAR(JsonNumber(json, "\"moves\": {\"items\": "), 12500, 500) << out;
+  EXPECT_EQ(JsonNumber(json, "\"zone_ticks_completed\": "), 30) << out;
+}
+
+// --move-fraction 0: nothing moves, and every tick's queries still run and
+// complete the tick.
+TEST_F(WorldloadWorlddb, MoveFractionZeroMovesNothing) {
+  std::string json, out;
+  const int rc = RunWorldload(dir_.path(),
+                              With({"--target", Target(), "--ticks", "5", "-t", "20", kNoSkip,
+                                    "1000", "--move-fraction", "0"}),
+                              &json, &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(JsonNumber(json, "\"errors\": "), 0) << out;
+  EXPECT_EQ(JsonNumber(json, "\"mismatches\": "), 0) << out;
+  EXPECT_EQ(JsonNumber(json, "\"moves\": {\"items\": "), 0) << out;
+  EXPECT_EQ(JsonNumber(json, "\"checks\": "), 500 * 5) << out;
+  EXPECT_EQ(JsonNumber(json, "\"zone_ticks_completed\": "), 15) << out;
+}
+
 // Requests of one type the server at `port` answered (its stats).
 uint64_t ServerRequests(uint16_t port, const std::string& type) {
   auto c = net::Client::Connect("127.0.0.1", port);
