@@ -234,11 +234,10 @@ class QuadTree {
   // Calls a visitor on leaf entry i (see VisitCircle).
   template <class Visitor>
   static bool Call(Visitor& v, const Node& n, uint32_t i) {
+    const Entry& e = Entries(n)[i];
     if constexpr (std::is_invocable_v<Visitor&, uint32_t, double, double, double, uint64_t>) {
-      const Entry& e = Entries(n)[i];
       return v(Rows(n)[i], e.x, e.y, e.z, e.id);
     } else {
-      const Entry& e = Entries(n)[i];
       return v(Rows(n)[i], e.x, e.y);
     }
   }

@@ -282,9 +282,14 @@ std::vector<std::string> With(std::vector<std::string> extra) {
   return a;
 }
 
-void ExpectClean(const std::string& json, const std::string& output, double ticks) {
+// No request failed and every checked answer matched the model.
+void ExpectNoErrors(const std::string& json, const std::string& output) {
   EXPECT_EQ(JsonNumber(json, "\"errors\": "), 0) << output;
   EXPECT_EQ(JsonNumber(json, "\"mismatches\": "), 0) << output;
+}
+
+void ExpectClean(const std::string& json, const std::string& output, double ticks) {
+  ExpectNoErrors(json, output);
   // Every entity moves every tick (move fraction 1); one query per player per tick.
   EXPECT_EQ(JsonNumber(json, "\"moves\": {\"items\": "), 5000 * ticks) << output;
   EXPECT_EQ(JsonNumber(json, "\"aoi\": {\"items\": ") > 0, true) << output;
@@ -328,8 +333,7 @@ TEST_F(WorldloadWorlddb, MoveFractionMovesThatShareOfEntities) {
                                     "1000", "--move-fraction", "0.25"}),
                               &json, &out);
   EXPECT_EQ(rc, 0) << out;
-  EXPECT_EQ(JsonNumber(json, "\"errors\": "), 0) << out;
-  EXPECT_EQ(JsonNumber(json, "\"mismatches\": "), 0) << out;
+  ExpectNoErrors(json, out);
   EXPECT_EQ(JsonNumber(json, "\"checks\": "), 500 * 10) << out;
   EXPECT_NEAR(JsonNumber(json, "\"moves\": {\"items\": "), 12500, 500) << out;
   EXPECT_EQ(JsonNumber(json, "\"zone_ticks_completed\": "), 30) << out;
@@ -344,8 +348,7 @@ TEST_F(WorldloadWorlddb, MoveFractionZeroMovesNothing) {
                                     "1000", "--move-fraction", "0"}),
                               &json, &out);
   EXPECT_EQ(rc, 0) << out;
-  EXPECT_EQ(JsonNumber(json, "\"errors\": "), 0) << out;
-  EXPECT_EQ(JsonNumber(json, "\"mismatches\": "), 0) << out;
+  ExpectNoErrors(json, out);
   EXPECT_EQ(JsonNumber(json, "\"moves\": {\"items\": "), 0) << out;
   EXPECT_EQ(JsonNumber(json, "\"checks\": "), 500 * 5) << out;
   EXPECT_EQ(JsonNumber(json, "\"zone_ticks_completed\": "), 15) << out;
@@ -502,8 +505,7 @@ TEST(WorldloadRedis, SameWorkloadAgainstRedisGeoMatchesTheModel) {
                         With({"--target", target, "--ticks", "6", "-t", "20", kNoSkip, "1000"}),
                         &json, &out);
   EXPECT_EQ(rc, 0) << out;
-  EXPECT_EQ(JsonNumber(json, "\"errors\": "), 0) << out;
-  EXPECT_EQ(JsonNumber(json, "\"mismatches\": "), 0) << out;
+  ExpectNoErrors(json, out);
   EXPECT_EQ(JsonNumber(json, "\"moves\": {\"items\": "), 5000 * 6) << out;
   EXPECT_GT(JsonNumber(json, "\"checks\": "), 0) << out;
   // A non-empty database is refused without --flush.
