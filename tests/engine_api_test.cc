@@ -46,6 +46,18 @@ class EngineApiTest : public ::testing::TestWithParam<uint32_t> {
     auto bytes = b.Finish();
     ASSERT_TRUE(engine_->Apply(bytes.data(), bytes.size()).ok());
   }
+  // A fresh engine (not engine_) with this test's shard count, writing to
+  // `log`, with an empty kind "npc" whose record the log has already seen;
+  // nullptr (and a failure) if the kind could not be created.
+  std::unique_ptr<Engine> OpenLogged(CommitLog* log) {
+    EngineOptions o;
+    o.shards = GetParam();
+    auto engine = std::move(Engine::Open(o).value());
+    engine->SetCommitLog(log);
+    const Status st = engine->CreateKind({"npc", {}});
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return st.ok() ? std::move(engine) : nullptr;
+  }
   std::unique_ptr<Engine> engine_;
 };
 
@@ -236,11 +248,8 @@ TEST_P(EngineApiTest, ApplyManyPassesEachTicketToTheLogOnce) {
     std::mutex mu;
     std::vector<std::pair<uint64_t, std::vector<uint8_t>>> commits;
   } log;
-  EngineOptions o;
-  o.shards = GetParam();
-  auto engine = std::move(Engine::Open(o).value());
-  engine->SetCommitLog(&log);
-  ASSERT_TRUE(engine->CreateKind({"npc", {}}).ok());
+  auto engine = OpenLogged(&log);
+  ASSERT_NE(engine, nullptr);
   log.commits.clear();  // the kind's record
   BatchBuilder b;
   b.Upsert(1, "npc", 10, 10);
@@ -282,11 +291,8 @@ TEST_P(EngineApiTest, ApplyManyWhenTheLogFailsMidway) {
     uint64_t fail_from = UINT64_MAX;
     bool stopped = false;
   } log;
-  EngineOptions o;
-  o.shards = GetParam();
-  auto engine = std::move(Engine::Open(o).value());
-  engine->SetCommitLog(&log);
-  ASSERT_TRUE(engine->CreateKind({"npc", {}}).ok());
+  auto engine = OpenLogged(&log);
+  ASSERT_NE(engine, nullptr);
   log.fail_from = engine->last_ticket() + 2;  // the second batch's ticket
   BatchBuilder b;
   std::vector<std::vector<uint8_t>> bytes;
