@@ -166,6 +166,163 @@ TEST(QuadTreeTest, RenameMovesRowIdentity) {
   EXPECT_EQ(t.CheckInvariants(), "");
 }
 
+TEST(QuadTreeTest, SwapRowsExchangesRowNumbers) {
+  QuadTree t(kWorld);
+  for (uint32_t i = 0; i < 200; ++i) t.Insert(i, i * 0.5, (i * 7) % 100, i, 1000 + i);
+  t.SwapRows(3, 150);  // (1.5, 21) and (75, 50): different leaves
+  t.SwapRows(7, 7);    // no-op
+  EXPECT_EQ(t.X(3), 75);
+  EXPECT_EQ(t.Y(3), 50);
+  EXPECT_EQ(t.Z(3), 150);
+  EXPECT_EQ(t.Id(3), 1150u);
+  EXPECT_EQ(t.X(150), 1.5);
+  EXPECT_EQ(t.Id(150), 1003u);
+  EXPECT_EQ(t.Id(7), 1007u);
+  EXPECT_EQ(CircleRows(t, 75, 50, 0.1), (std::vector<uint32_t>{3}));
+  t.Move(3, 1, 1);  // the row numbers now name the other entities
+  t.Remove(150);
+  EXPECT_EQ(CircleRows(t, 1.5, 21, 0.1), std::vector<uint32_t>{});
+  EXPECT_EQ(CircleRows(t, 1, 1, 0.1), (std::vector<uint32_t>{3}));
+  EXPECT_EQ(t.CheckInvariants(), "");
+}
+
+TEST(QuadTreeTest, SwapRowsWithOverflowSlots) {
+  // 300 coincident points share a depth-capped leaf: slots from 255 on are
+  // escaped refs. Swaps between escaped, plain and other-leaf rows.
+  QuadTree t(kWorld);
+  for (uint32_t i = 0; i < 300; ++i) t.Insert(i, 33.0, 66.0, 0, i);
+  t.Insert(300, 1, 1, 0, 300);
+  t.SwapRows(299, 300);  // escaped <-> other leaf
+  t.SwapRows(0, 298);    // plain <-> escaped, same leaf
+  t.SwapRows(299, 1);    // other leaf <-> plain
+  EXPECT_EQ(t.CheckInvariants(), "");
+  EXPECT_EQ(t.X(300), 33.0);
+  EXPECT_EQ(t.Id(300), 299u);
+  EXPECT_EQ(t.X(1), 1.0);
+  EXPECT_EQ(t.Id(1), 300u);
+  EXPECT_EQ(t.Id(299), 1u);
+  EXPECT_EQ(t.Id(0), 298u);
+  EXPECT_EQ(t.Id(298), 0u);
+  EXPECT_EQ(CircleRows(t, 1, 1, 0).size(), 1u);
+  EXPECT_EQ(CircleRows(t, 33, 66, 0).size(), 300u);
+}
+
+// The first `levels` quadrant choices of (x, y) from the root of kWorld, as
+// the tree splits (upper halves take the mid line): a leaf at depth >= levels
+// holds only points of one prefix, and Z order is the order of prefixes.
+uint64_t ZPrefix(double x, double y, int levels) {
+  Rect b = kWorld;
+  uint64_t key = 0;
+  for (int l = 0; l < levels; ++l) {
+    const double mx = (b.min_x + b.max_x) / 2, my = (b.min_y + b.max_y) / 2;
+    const uint64_t q = (x >= mx ? 1u : 0u) | (y >= my ? 2u : 0u);
+    key = key << 2 | q;
+    (q & 1 ? b.min_x : b.max_x) = mx;
+    (q & 2 ? b.min_y : b.max_y) = my;
+  }
+  return key;
+}
+
+// Walks the whole tree in steps of `budget`; the rows in visit order.
+std::vector<uint32_t> ZOrderRows(const QuadTree& t, size_t budget, size_t* calls) {
+  std::vector<uint32_t> rows;
+  uint64_t cursor = 0;
+  *calls = 0;
+  bool more = true;
+  while (more) {
+    ++*calls;
+    const size_t before = rows.size();
+    more = t.ForEachRowInZOrder(&cursor, budget, [&](uint32_t r) { rows.push_back(r); });
+    if (more) EXPECT_GE(rows.size() - before, budget) << "a step stopped short of its budget";
+  }
+  EXPECT_EQ(cursor, 0u);
+  return rows;
+}
+
+TEST(QuadTreeTest, ZOrderVisitsEveryEntryOnceInOrder) {
+  QuadTree t(kWorld);
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> u(0, 100);
+  const uint32_t n = 20000;  // leaves of <= 32 entries are 4+ levels deep
+  for (uint32_t i = 0; i < n; ++i) t.Insert(i, u(rng), u(rng));
+  for (size_t budget : {size_t{1}, size_t{100}, size_t{1} << 20}) {
+    size_t calls = 0;
+    const std::vector<uint32_t> rows = ZOrderRows(t, budget, &calls);
+    ASSERT_EQ(rows.size(), n) << "budget " << budget;
+    std::vector<uint32_t> sorted = rows;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end());
+    for (size_t i = 1; i < rows.size(); ++i) {
+      ASSERT_LE(ZPrefix(t.X(rows[i - 1]), t.Y(rows[i - 1]), 4),
+                ZPrefix(t.X(rows[i]), t.Y(rows[i]), 4))
+          << "entry " << i << " of the walk, budget " << budget;
+    }
+    if (budget == 1) EXPECT_EQ(calls, t.LeafCount()) << "one leaf per step";
+    if (budget > n) EXPECT_EQ(calls, 1u);
+  }
+}
+
+TEST(QuadTreeTest, ZOrderOfEmptyAndSingleLeafTrees) {
+  QuadTree t(kWorld);
+  size_t calls = 0;
+  EXPECT_TRUE(ZOrderRows(t, 10, &calls).empty());
+  EXPECT_EQ(calls, 1u);
+  t.Insert(4, 1, 1);
+  t.Insert(9, 100, 100);  // the world's closed corner
+  std::vector<uint32_t> rows = ZOrderRows(t, 1, &calls);
+  std::sort(rows.begin(), rows.end());
+  EXPECT_EQ(rows, (std::vector<uint32_t>{4, 9}));
+  EXPECT_EQ(calls, 1u);
+}
+
+TEST(QuadTreeTest, ZOrderWalkSurvivesChangesBetweenSteps) {
+  // The tree splits, merges and moves entries between steps: the walk still
+  // ends, never visits an entry twice unless it moved forward in Z order,
+  // and visits every entry that stayed put.
+  QuadTree t(kWorld);
+  std::mt19937_64 rng(12);
+  std::uniform_real_distribution<double> u(0, 100);
+  std::vector<uint32_t> live;
+  for (uint32_t i = 0; i < 5000; ++i) {
+    t.Insert(i, u(rng), u(rng));
+    live.push_back(i);
+  }
+  uint32_t next_row = 5000;
+  std::vector<uint8_t> touched(100000, 0), seen(100000, 0);
+  uint64_t cursor = 0;
+  size_t steps = 0;
+  bool more = true;
+  while (more) {
+    ASSERT_LT(++steps, 100000u) << "the walk does not end";
+    more = t.ForEachRowInZOrder(&cursor, 50, [&](uint32_t r) {
+      EXPECT_TRUE(seen[r] == 0 || touched[r] != 0) << "row " << r << " visited twice";
+      seen[r] = 1;
+    });
+    for (int k = 0; k < 20; ++k) {
+      const size_t j = rng() % live.size();
+      const uint32_t r = live[j];
+      switch (rng() % 3) {
+        case 0:
+          t.Move(r, u(rng), u(rng));
+          touched[r] = 1;
+          break;
+        case 1:
+          t.Remove(r);
+          live[j] = live.back();
+          live.pop_back();
+          break;
+        default:
+          t.Insert(next_row, u(rng), u(rng));
+          touched[next_row] = 1;
+          live.push_back(next_row++);
+          break;
+      }
+    }
+  }
+  for (uint32_t r : live) EXPECT_TRUE(seen[r] || touched[r]) << "row " << r << " never visited";
+  EXPECT_EQ(t.CheckInvariants(), "");
+}
+
 TEST(QuadTreeTest, ClearResets) {
   QuadTree t(kWorld);
   for (uint32_t i = 0; i < 1000; ++i) t.Insert(i, (i * 37) % 100, (i * 11) % 100);
