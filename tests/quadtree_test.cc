@@ -233,7 +233,9 @@ std::vector<uint32_t> ZOrderRows(const QuadTree& t, size_t budget, size_t* calls
     ++*calls;
     const size_t before = rows.size();
     more = t.ForEachRowInZOrder(&cursor, budget, [&](uint32_t r) { rows.push_back(r); });
-    if (more) EXPECT_GE(rows.size() - before, budget) << "a step stopped short of its budget";
+    if (more) {
+      EXPECT_GE(rows.size() - before, budget) << "a step stopped short of its budget";
+    }
   }
   EXPECT_EQ(cursor, 0u);
   return rows;
@@ -257,8 +259,12 @@ TEST(QuadTreeTest, ZOrderVisitsEveryEntryOnceInOrder) {
                 ZPrefix(t.X(rows[i]), t.Y(rows[i]), 4))
           << "entry " << i << " of the walk, budget " << budget;
     }
-    if (budget == 1) EXPECT_EQ(calls, t.LeafCount()) << "one leaf per step";
-    if (budget > n) EXPECT_EQ(calls, 1u);
+    if (budget == 1) {
+      EXPECT_EQ(calls, t.LeafCount()) << "one leaf per step";
+    }
+    if (budget > n) {
+      EXPECT_EQ(calls, 1u);
+    }
   }
 }
 
