@@ -18,19 +18,15 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <ctime>
 #include <memory>
 #include <random>
 #include <span>
-#include <thread>
 #include <vector>
 
 #include "bench/heap_stats.h"
 #include "engine/batch_builder.h"
 #include "engine/engine.h"
-#include "engine/shard.h"
 #include "tools/aoi_workload.h"
 
 namespace worlddb::bench {
@@ -151,16 +147,6 @@ Engine& LoadedWorld(Distribution d, uint32_t shards, bool columns = false) {
       !ApplyAll(*world.engine, MoveBatches(w.moved_xs(), w.moved_ys()))) {
     std::abort();
   }
-  // Measure the steady state: the clustering pass the load started has
-  // renumbered the rows in Z order (the shards step through it while idle).
-  for (;;) {
-    std::atomic<bool> busy{false};
-    world.engine->ForEachShard([&](Shard& s, uint32_t) {
-      if (s.clustering()) busy = true;
-    });
-    if (!busy) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
   return *world.engine;
 }
 
@@ -250,7 +236,7 @@ void BM_Engine_RadiusRows(benchmark::State& state, Distribution d, uint32_t shar
 }
 
 // Rows with two projected columns, as worldload's AOI queries ask: each hit's
-// row is read in the table (rows clustered in Z order: neighbours share lines).
+// row is read in the table, whose row order is unrelated to position.
 void BM_Engine_RadiusColumns(benchmark::State& state, Distribution d, uint32_t shards) {
   static std::vector<Query> qs[2];
   auto& q = qs[d == Distribution::kClustered];

@@ -1,7 +1,5 @@
 #include "engine/column.h"
 
-#include <utility>
-
 namespace worlddb {
 
 Column::Column(ColumnType type) : type_(type) {}
@@ -91,23 +89,6 @@ void Column::CopyRow(size_t from, size_t to) {
     case ColumnType::kString:
       strings_[to].swap(strings_[from]);
       break;
-  }
-}
-
-void Column::SwapRows(size_t a, size_t b) {
-  switch (type_) {
-    case ColumnType::kBool:
-      return std::swap(bools_[a], bools_[b]);
-    case ColumnType::kI32:
-      return std::swap(i32_[a], i32_[b]);
-    case ColumnType::kI64:
-      return std::swap(i64_[a], i64_[b]);
-    case ColumnType::kF32:
-      return std::swap(f32_[a], f32_[b]);
-    case ColumnType::kF64:
-      return std::swap(f64_[a], f64_[b]);
-    case ColumnType::kString:
-      return strings_[a].swap(strings_[b]);
   }
 }
 

@@ -53,7 +53,6 @@ class Column {
   Value Get(size_t row) const;
   // Copies row `from` over row `to` (dense tables fill holes with their last row).
   void CopyRow(size_t from, size_t to);
-  void SwapRows(size_t a, size_t b);
   void Shrink(size_t rows);
   size_t MemoryBytes(size_t rows) const;
 

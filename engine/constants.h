@@ -38,19 +38,6 @@ inline constexpr uint32_t kLeafMerge = 8;
 // the default world that is ~0.1 mm); it grows instead.
 inline constexpr uint32_t kMaxDepth = 32;
 
-// ---- Clustering (Shard::ClusterStep) ---------------------------------------------
-// A kind's rows are renumbered in the Z order of its tree once it has at least
-// kClusterMinRows rows and, since its last pass began, a kClusterChurnShare-th
-// of them were appended or removed, or the shard saw kClusterMovesPerRow moves
-// per entity. A step renumbers about kClusterStepRows rows; a shard thread
-// takes one after every kClusterStepEvery messages, or when it has none.
-inline constexpr uint32_t kClusterMinRows = 1 << 15;
-inline constexpr uint32_t kClusterChurnShare = 4;
-inline constexpr uint64_t kClusterMovesPerRow = 1024;
-inline constexpr size_t kClusterStepRows = 1024;
-inline constexpr uint32_t kClusterStepEvery = 8;
-static_assert(kClusterMinRows >= kChunkRows && kClusterChurnShare >= 2);
-
 // ---- Queries -------------------------------------------------------------------
 inline constexpr uint32_t kMaxK = 1 << 20;
 inline constexpr uint64_t kMaxDensityCells = uint64_t{1} << 22;  // 2048 x 2048

@@ -149,9 +149,8 @@ struct Engine::Runner {
 
   // Touched only by the shard's thread.
   uint64_t next_ticket = 1;
-  std::vector<Message*> stash;      // writes and schema changes that arrived early
-  Message* pending = nullptr;       // a prepared write waiting for the other shards' votes
-  uint32_t since_cluster_step = 0;  // messages handled since the last ClusterStep
+  std::vector<Message*> stash;  // writes and schema changes that arrived early
+  Message* pending = nullptr;   // a prepared write waiting for the other shards' votes
   bool stop = false;
 };
 
@@ -162,12 +161,6 @@ void Engine::Runner::Loop() {
       const int64_t t0 = SteadyNs();
       popped.store(popped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       Handle(m);
-      // Clustering goes on under load too, a bounded step every few
-      // messages, but never between a write's Prepare and its Commit.
-      if (pending == nullptr && shard.clustering() && ++since_cluster_step >= kClusterStepEvery) {
-        since_cluster_step = 0;
-        shard.ClusterStep(kClusterStepRows);
-      }
       AddBusy(t0);
       idle = 0;
       continue;
@@ -203,13 +196,6 @@ void Engine::Runner::Loop() {
       continue;
     }
     if (stop && stash.empty()) return;
-    if (shard.clustering()) {  // nothing else to do
-      const int64_t t0 = SteadyNs();
-      shard.ClusterStep(kClusterStepRows);
-      AddBusy(t0);
-      idle = 0;
-      continue;
-    }
     if (++idle < 512) {
       CpuRelax();
       continue;

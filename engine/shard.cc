@@ -16,12 +16,6 @@ struct Shard::KindStore {
   KindStore(const KindDef& def, const Rect& world) : table(def, &tree), tree(world) {}
   Table table;
   QuadTree tree;
-  // Clustering (Shard::ClusterStep): while a pass is in progress, rows
-  // [0, cluster_next) are in Z order and the walk resumes at cluster_cursor.
-  bool clustering = false;
-  uint64_t cluster_cursor = 0;
-  uint32_t cluster_next = 0;
-  uint64_t churn = 0;  // rows appended or removed since the last pass began
 };
 
 namespace {
@@ -215,7 +209,6 @@ Status Shard::ValidateCells(const char* section, uint32_t index, uint64_t id, ui
 }
 
 Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
-  prepared_ = true;  // until Commit or Abandon
   const uint32_t n_up = SizeOf(b.upserts()), n_mv = SizeOf(b.moves()), n_set = SizeOf(b.sets()),
                  n_del = SizeOf(b.deletes());
   const size_t ops =
@@ -390,7 +383,6 @@ void Shard::WriteCells(uint16_t kind, uint32_t row,
 
 void Shard::RemoveEntity(uint16_t kind, uint32_t row) {
   KindStore& ks = *kinds_[kind];
-  ++ks.churn;
   id_map_.Erase(ks.table.id(row));
   ks.tree.Remove(row);
   const uint32_t moved = ks.table.Remove(row);
@@ -416,7 +408,6 @@ void Shard::ReleaseScratch() {
 
 WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
   WriteStats ws;
-  prepared_ = false;
   const uint32_t n_up = SizeOf(b.upserts()), n_mv = SizeOf(b.moves()), n_set = SizeOf(b.sets()),
                  n_del = SizeOf(b.deletes());
 
@@ -531,74 +522,13 @@ WriteStats Shard::Commit(const fb::WriteBatch& b, const BatchPart& part) {
         });
     for (size_t kind = 0; kind < pending.size(); ++kind) {
       const Pending& p = pending[kind];
-      if (p.rows.empty()) continue;
-      kinds_[kind]->tree.BulkInsert(p.rows.data(), p.xs.data(), p.ys.data(), p.zs.data(),
-                                    p.ids.data(), p.rows.size());
-      kinds_[kind]->churn += p.rows.size();
+      if (!p.rows.empty())
+        kinds_[kind]->tree.BulkInsert(p.rows.data(), p.xs.data(), p.ys.data(), p.zs.data(),
+                                      p.ids.data(), p.rows.size());
     }
   }
   ReleaseScratch();
-  moves_since_cluster_ += ws.moved;
-  MaybeStartClustering();
   return ws;
-}
-
-// ---------------------------------------------------------------------------
-// Clustering
-// ---------------------------------------------------------------------------
-
-void Shard::StartPass(KindStore& ks) {
-  if (ks.clustering) return;
-  ks.clustering = true;
-  ks.cluster_cursor = 0;
-  ks.cluster_next = 0;
-  ks.churn = 0;
-  ++clustering_kinds_;
-}
-
-void Shard::StartClustering() {
-  for (auto& ks : kinds_) StartPass(*ks);
-}
-
-void Shard::MaybeStartClustering() {
-  const bool moved = moves_since_cluster_ >= kClusterMovesPerRow * std::max<size_t>(1, size());
-  for (auto& p : kinds_) {
-    KindStore& ks = *p;
-    const uint32_t n = ks.table.size();
-    if (!ks.clustering && n >= kClusterMinRows && (moved || ks.churn >= n / kClusterChurnShare))
-      StartPass(ks);
-  }
-  if (moved) moves_since_cluster_ = 0;
-}
-
-bool Shard::ClusterStep(size_t budget) {
-  if (prepared_) return clustering();  // Prepare's findings hold row numbers
-  for (size_t kd = 0; kd < kinds_.size(); ++kd) {
-    KindStore& ks = *kinds_[kd];
-    if (!ks.clustering) continue;
-    const uint16_t kind = static_cast<uint16_t>(kd);
-    // Rows below cluster_next are placed. A leaf entry at a row above it
-    // trades rows with the entity at cluster_next; one below it is an entity
-    // placed earlier in the pass that has since moved into a later leaf, and
-    // keeps its row. Every swap leaves table, tree and id map consistent, so
-    // the tree changing between steps costs order, never correctness.
-    const bool more = ks.tree.ForEachRowInZOrder(&ks.cluster_cursor, budget, [&](uint32_t row) {
-      const uint32_t next = ks.cluster_next;
-      if (row < next) return;
-      ks.cluster_next = next + 1;
-      if (row == next) return;
-      ks.table.SwapRows(row, next);
-      ks.tree.SwapRows(row, next);
-      *id_map_.Find(ks.table.id(row)) = IdMap::Pack({kind, row});
-      *id_map_.Find(ks.table.id(next)) = IdMap::Pack({kind, next});
-    });
-    if (!more) {
-      ks.clustering = false;
-      --clustering_kinds_;
-    }
-    break;  // one kind per step
-  }
-  return clustering();
 }
 
 void Shard::ApplySchema(std::shared_ptr<const Schema> next, const SchemaChange& change) {

@@ -61,10 +61,7 @@ class Shard {
 
   Status Prepare(const fb::WriteBatch& batch, const BatchPart& part);
   WriteStats Commit(const fb::WriteBatch& batch, const BatchPart& part);
-  void Abandon() {
-    prepared_ = false;
-    ReleaseScratch();
-  }
+  void Abandon() { ReleaseScratch(); }
 
   // Switches to `next`, replaying `change` on the tables. `next` must be the
   // schema this shard has plus exactly `change`.
@@ -81,22 +78,6 @@ class Shard {
   // Checks a query's arguments without running it (shape, k, radius, names).
   static Status CheckQuery(const Query& q);
   static Status CheckDensity(const DensityQuery& q);
-
-  // Clustering. Rows are numbered in insertion order, unrelated to position,
-  // so a query's hits are scattered over the table and each projected value
-  // is a cache miss. A pass renumbers a kind's rows, a few at a time, in the
-  // Z order of its tree's leaves, so that nearby entities get nearby rows.
-  // Commit starts a pass for a kind once enough of its rows were appended or
-  // removed, or enough moves were made, since its last (constants.h); the
-  // owner calls ClusterStep between batches while clustering() is true (a
-  // step between Prepare and Commit/Abandon does nothing: Prepare's findings
-  // hold row numbers). Queries see the same results before and after a step.
-  bool clustering() const { return clustering_kinds_ > 0; }
-  // Renumbers about `budget` rows of the passes in progress; returns
-  // clustering().
-  bool ClusterStep(size_t budget);
-  // Starts a pass for every kind not in one (tests and tools).
-  void StartClustering();
 
   // Reads one entity (tests and tools). False if the id is absent.
   struct Entity {
@@ -135,8 +116,6 @@ class Shard {
   void WriteCells(uint16_t kind, uint32_t row,
                   const flatbuffers::Vector<flatbuffers::Offset<fb::Cell>>* cells);
   void RemoveEntity(uint16_t kind, uint32_t row);
-  void StartPass(KindStore& ks);
-  void MaybeStartClustering();
   void ReleaseScratch();
   Status Compile(const std::string& kind, const std::vector<Predicate>& where,
                  const std::vector<std::string>& columns, CompiledQuery* cq) const;
@@ -160,10 +139,6 @@ class Shard {
   };
   std::vector<SeenSlot> seen_;
   uint32_t seen_generation_ = 0;
-
-  bool prepared_ = false;             // between Prepare and Commit/Abandon
-  uint32_t clustering_kinds_ = 0;     // kinds with a pass in progress
-  uint64_t moves_since_cluster_ = 0;  // moves committed since passes were last started by moves
 };
 
 }  // namespace worlddb

@@ -1,7 +1,6 @@
 #include "engine/table.h"
 
 #include <algorithm>
-#include <utility>
 
 namespace worlddb {
 
@@ -51,12 +50,6 @@ uint32_t Table::Remove(uint32_t row) {
     for (auto& c : columns_) c->Shrink(reserved_);
   }
   return moved;
-}
-
-void Table::SwapRows(uint32_t a, uint32_t b) {
-  std::swap(ids_[a], ids_[b]);
-  if (!positions_) std::swap(z_[a], z_[b]);
-  for (auto& c : columns_) c->SwapRows(a, b);
 }
 
 void Table::Alter(const std::vector<uint32_t>& dropped, size_t added, const KindDef& def) {

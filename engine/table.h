@@ -50,8 +50,6 @@ class Table {
   // Removes `row` by moving the last row into it. Returns the old number of the
   // row that moved (now `row`), or kNoRow if `row` was the last.
   uint32_t Remove(uint32_t row);
-  // Exchanges rows a and b, every column of them (the shard's clustering).
-  void SwapRows(uint32_t a, uint32_t b);
 
   // Replays a schema change: drop columns at `dropped` positions (ascending),
   // then append the last `added` columns of `def` filled with their defaults.

@@ -30,7 +30,7 @@ void QuadTree::FreeAll() {
       n.cap_class = 0;
       n.count = 0;
     } else {
-      for (uint32_t q = 4; q-- > 0;) stack.push_back(n.child + q);
+      for (uint32_t q = 0; q < 4; ++q) stack.push_back(n.child + q);
     }
   }
 }
@@ -316,51 +316,6 @@ void QuadTree::Rename(uint32_t from, uint32_t to) {
   SetRef(to, loc.leaf, loc.slot);
 }
 
-void QuadTree::SwapRows(uint32_t a, uint32_t b) {
-  assert(Contains(a) && Contains(b));
-  if (a == b) return;
-  const Loc la = Locate(a), lb = Locate(b);
-  Rows(nodes_[la.leaf])[la.slot] = b;
-  Rows(nodes_[lb.leaf])[lb.slot] = a;
-  SetRef(a, lb.leaf, lb.slot);
-  SetRef(b, la.leaf, la.slot);
-}
-
-bool QuadTree::ForEachRowInZOrder(uint64_t* cursor, size_t budget,
-                                  const std::function<void(uint32_t)>& fn) const {
-  // A node at depth d covers the 2^(64 - 2d) keys [first, last]: its path
-  // from the root, two bits a level, left-aligned in 64 bits.
-  struct Item {
-    uint32_t node;
-    uint64_t first;
-  };
-  Item stack[kStackSize];
-  size_t top = 0, passed = 0;
-  stack[top++] = {0, 0};
-  while (top > 0) {
-    const Item it = stack[--top];
-    const Node& n = nodes_[it.node];
-    const uint64_t span = n.depth == 0 ? UINT64_MAX : (uint64_t{1} << (64 - 2 * n.depth)) - 1;
-    const uint64_t last = it.first + span;  // span is the width minus one
-    if (last < *cursor) continue;
-    if (n.child != kNil) {
-      assert(n.depth < kMaxDepth);
-      const uint64_t quarter = (span >> 2) + 1;
-      for (uint32_t q = 4; q-- > 0;) stack[top++] = {n.child + q, it.first + q * quarter};
-      continue;
-    }
-    if (it.first >= *cursor) {
-      for (uint32_t i = 0; i < n.count; ++i) fn(Rows(n)[i]);
-      passed += n.count;
-    }
-    if (last == UINT64_MAX) break;
-    *cursor = last + 1;
-    if (passed >= budget) return true;
-  }
-  *cursor = 0;
-  return false;
-}
-
 void QuadTree::BulkInsert(const uint32_t* rows, const double* xs, const double* ys,
                           const double* zs, const uint64_t* ids, size_t n) {
   if (n < 4 * size_t{kLeafSplit}) {
@@ -489,7 +444,7 @@ size_t QuadTree::LeafCount() const {
     if (n.child == kNil) {
       ++leaves;
     } else {
-      for (uint32_t q = 4; q-- > 0;) stack.push_back(n.child + q);
+      for (uint32_t q = 0; q < 4; ++q) stack.push_back(n.child + q);
     }
   }
   return leaves;
@@ -504,7 +459,7 @@ size_t QuadTree::MaxDepth() const {
     if (n.child == kNil) {
       depth = std::max<size_t>(depth, n.depth);
     } else {
-      for (uint32_t q = 4; q-- > 0;) stack.push_back(n.child + q);
+      for (uint32_t q = 0; q < 4; ++q) stack.push_back(n.child + q);
     }
   }
   return depth;

@@ -32,7 +32,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -102,21 +101,7 @@ class QuadTree {
   // The owner moved row `from` to row `to` (dense tables fill a hole with their
   // last row). `to` must not be present; afterwards `from` is not present.
   void Rename(uint32_t from, uint32_t to);
-  // The owner swapped rows a and b (both present): each entry keeps its
-  // place in the tree and takes the other's row number.
-  void SwapRows(uint32_t a, uint32_t b);
   void Clear();
-
-  // Calls fn(row) for each entry of the leaves in Z order (a node's children
-  // in quadrant order), leaf by leaf, resumable: it starts at the first leaf
-  // whose Z range begins at *cursor or later, stops after the leaf in which
-  // `budget` entries were passed, and leaves *cursor just past that leaf.
-  // Returns false once the last leaf was visited (*cursor is then 0 again).
-  // The tree may change between calls; a leaf that has been merged into one
-  // beginning before the cursor is passed over. fn may call SwapRows and
-  // must change the tree in no other way.
-  bool ForEachRowInZOrder(uint64_t* cursor, size_t budget,
-                          const std::function<void(uint32_t)>& fn) const;
 
   // Hints for a caller about to Move() many rows (the engine's move batches):
   // PrefetchRef(row) starts loading row's entry in the row map; a few moves

@@ -33,7 +33,6 @@
 
 #include "engine/batch_builder.h"
 #include "engine/engine.h"
-#include "engine/shard.h"
 #include "tests/engine_model.h"
 
 namespace worlddb {
@@ -1201,14 +1200,6 @@ class Harness {
     ApplyBoth(ops, inject);
     if (::testing::Test::HasFailure()) return;
     if (round % 29 == 28) RandomAlter();
-    // Clustering renumbers rows under the queries (these worlds are below
-    // kClusterMinRows, so passes start only here): steps of random sizes,
-    // on the shards' threads, between and during passes.
-    if (round % 23 == 1) engine_->ForEachShard([](Shard& s, uint32_t) { s.StartClustering(); });
-    if (Chance(0.5)) {
-      const size_t budget = 1 + Pick(400);
-      engine_->ForEachShard([budget](Shard& s, uint32_t) { s.ClusterStep(budget); });
-    }
     for (int i = 0; i < 4 && !::testing::Test::HasFailure(); ++i) CheckQuery(RandomQuery());
     if (round % 10 == 5) CheckRunMany(6);
     if (round % 3 == 0) CheckDensity();
