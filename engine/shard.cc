@@ -324,8 +324,12 @@ Status Shard::Prepare(const fb::WriteBatch& b, const BatchPart& part) {
           st = Status::NotFound(OpName("moves", i, m->id()) + ": entity does not exist");
           return false;
         }
-        st = ValidatePosition("moves", i, m->id(), m->x(), m->y(), m->z());
         move_locs_.push_back(*loc);
+        // The common case inline; ValidatePosition (out of line) names what
+        // is wrong.
+        if (PositionOk(m->x(), m->y(), m->z())) [[likely]]
+          return true;
+        st = ValidatePosition("moves", i, m->id(), m->x(), m->y(), m->z());
         return st.ok();
       });
   if (!st.ok()) return st;

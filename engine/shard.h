@@ -12,6 +12,7 @@
 // single-core benchmarks drive a Shard directly.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -109,6 +110,10 @@ class Shard {
   struct KindStore;
   struct CompiledQuery;
 
+  // True iff ValidatePosition would return Ok.
+  bool PositionOk(double x, double y, double z) const {
+    return std::isfinite(x) && std::isfinite(y) && std::isfinite(z) && world_.Contains(x, y);
+  }
   Status ValidatePosition(const char* section, uint32_t index, uint64_t id, double x, double y,
                           double z) const;
   Status ValidateCells(const char* section, uint32_t index, uint64_t id, uint16_t kind,
