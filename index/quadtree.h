@@ -336,10 +336,20 @@ class QuadTree {
   // How a node's box relates to a query's shape: misses it, lies inside it
   // (every entry matches, no per-entry test), or neither.
   enum class Cover : uint8_t { kNone, kAll, kSome };
-  // Visits the entries of a shape: cover(box) classifies boxes, match(x, y)
-  // tests the entries of leaves the shape covers in part.
+  // Visits the entries of a shape below node `start`: cover(box) classifies
+  // boxes, match(x, y) tests the entries of leaves the shape covers in part.
+  // Every entry the shape can match must lie under `start`.
   template <class CoverFn, class Match, class Visitor>
-  bool Walk(CoverFn&& cover, Match&& match, Visitor& v) const;
+  bool Walk(uint32_t start, CoverFn&& cover, Match&& match, Visitor& v) const;
+  // The deepest node that holds every entry a shape can match, found by
+  // descending while only(mid_x, mid_y) names the one quadrant (0..3) the
+  // shape can reach, or -1 when it may reach more. A query is small against
+  // the world (the default world is 2^21 m across, a 50 m circle sits ~14
+  // levels down), and skipping the levels above this node skips testing 4
+  // children per level only to keep one. `only` must be conservative: it
+  // names a quadrant only when cover() would call the other three kNone.
+  template <class Only>
+  uint32_t Enclosing(Only&& only) const;
 
   void PrefetchNodeAt(uint32_t idx) const { __builtin_prefetch(&nodes_[idx]); }
 
@@ -519,8 +529,20 @@ bool QuadTree::VisitAll(Visitor&& v) const {
   return VisitSubtree(0, v);
 }
 
+template <class Only>
+uint32_t QuadTree::Enclosing(Only&& only) const {
+  uint32_t idx = 0;
+  for (;;) {
+    const Node& n = nodes_[idx];
+    if (n.child == kNil) return idx;
+    const int q = only(Mid(n.min_x, n.max_x), Mid(n.min_y, n.max_y));
+    if (q < 0) return idx;
+    idx = n.child + static_cast<uint32_t>(q);
+  }
+}
+
 template <class CoverFn, class Match, class Visitor>
-bool QuadTree::Walk(CoverFn&& cover, Match&& match, Visitor& v) const {
+bool QuadTree::Walk(uint32_t start, CoverFn&& cover, Match&& match, Visitor& v) const {
   // Leaves are gathered first and their data prefetched, then scanned: a
   // query touches ~10 leaves whose data are separate allocations, and their
   // cache misses overlap instead of being paid one after another. Leaves the
@@ -561,9 +583,9 @@ bool QuadTree::Walk(CoverFn&& cover, Match&& match, Visitor& v) const {
   // whole (all of their subtree is visited), level[cur][0] those it covers
   // in part.
   NodeList level[2][2];
-  const Cover root = cover(BoxOf(nodes_[0]));
+  const Cover root = cover(BoxOf(nodes_[start]));
   if (root == Cover::kNone) return true;
-  level[0][root == Cover::kAll].push_back(0);
+  level[0][root == Cover::kAll].push_back(start);
   for (uint32_t cur = 0; !level[cur][0].empty() || !level[cur][1].empty(); cur ^= 1) {
     NodeList* next = level[cur ^ 1];
     next[0].clear();
@@ -598,7 +620,17 @@ bool QuadTree::Walk(CoverFn&& cover, Match&& match, Visitor& v) const {
 template <class Visitor>
 bool QuadTree::VisitCircle(double cx, double cy, double r, Visitor&& v) const {
   const double rr = r * r;
+  // A side of a mid line is out of reach when the centre's distance to the
+  // line, squared, exceeds r^2: BoxMinD2 of each box on that side is at
+  // least that square (it adds the other axis' non-negative square), so
+  // cover() would call them kNone. NaNs compare false: no descent.
+  const uint32_t start = Enclosing([&](double mx, double my) {
+    const double dx = cx - mx, dy = cy - my;
+    if (!(dx * dx > rr && dy * dy > rr)) return -1;
+    return static_cast<int>(cx >= mx) | (static_cast<int>(cy >= my) << 1);
+  });
   return Walk(
+      start,
       [&](const Rect& b) {
         if (!(BoxMinD2(b, cx, cy) <= rr)) return Cover::kNone;
         // Every point of the box passes the exact test (monotone rounding).
@@ -609,7 +641,17 @@ bool QuadTree::VisitCircle(double cx, double cy, double r, Visitor&& v) const {
 
 template <class Visitor>
 bool QuadTree::VisitRect(const Rect& rect, Visitor&& v) const {
+  // cover() calls the boxes right of a mid line kNone when the rect ends
+  // before it, those left of it when the rect starts after it (boxes are
+  // compared closed).
+  const uint32_t start = Enclosing([&](double mx, double my) {
+    const int qx = rect.max_x < mx ? 0 : rect.min_x > mx ? 1 : -1;
+    const int qy = rect.max_y < my ? 0 : rect.min_y > my ? 1 : -1;
+    if (qx < 0 || qy < 0) return -1;
+    return qx | (qy << 1);
+  });
   return Walk(
+      start,
       [&](const Rect& b) {
         if (!(rect.min_x <= b.max_x && b.min_x <= rect.max_x && rect.min_y <= b.max_y &&
               b.min_y <= rect.max_y)) {
