@@ -254,13 +254,8 @@ void Engine::Runner::RunQueries(QueryTask* t) {
   std::vector<Status>& statuses = t->statuses[index];
   std::vector<uint8_t>& truncated = t->truncated[index];
   statuses.resize(t->n);
-  truncated.assign(t->n, 0);
-  for (size_t i = 0; i < t->n; ++i) {
-    if (!t->valid[i].ok()) continue;
-    bool tr = false;
-    statuses[i] = shard.Run(t->queries[i], &results[i], &tr);
-    truncated[i] = tr;
-  }
+  truncated.resize(t->n);
+  shard.RunMany(t->queries, t->valid, t->n, results, statuses.data(), truncated.data());
 }
 
 // Takes stashed writes in ticket order until one must wait for votes.

@@ -691,6 +691,8 @@ Status Shard::CheckDensity(const DensityQuery& q) {
 Status Shard::Compile(const std::string& kind, const std::vector<Predicate>& where,
                       const std::vector<std::string>& columns, CompiledQuery* cq) const {
   cq->kind = -1;
+  cq->preds.clear();
+  cq->columns.clear();
   if (!kind.empty()) {
     cq->kind = schema_->FindKind(kind);
     if (cq->kind == Schema::kNotFound)
@@ -865,11 +867,63 @@ void Shard::SetProjection(const CompiledQuery& cq, QueryResult* out) const {
   }
 }
 
+Status Shard::Compile(const Query& q, CompiledQuery* cq) const {
+  static const std::vector<std::string> kNoColumns;
+  return Compile(q.kind, q.where, q.count_only ? kNoColumns : q.columns, cq);
+}
+
+namespace {
+// True if a and b compile alike: same kind, predicates and projection.
+bool SameSpec(const Query& a, const Query& b) {
+  if (a.count_only != b.count_only || a.kind != b.kind || a.where.size() != b.where.size() ||
+      (!a.count_only && a.columns != b.columns)) {
+    return false;
+  }
+  for (size_t i = 0; i < a.where.size(); ++i) {
+    const Predicate &p = a.where[i], &o = b.where[i];
+    if (p.op != o.op || p.column != o.column || !(p.value == o.value)) return false;
+  }
+  return true;
+}
+}  // namespace
+
 Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
   *truncated = false;
   CompiledQuery cq;
-  static const std::vector<std::string> kNoColumns;
-  WORLDDB_RETURN_IF_ERROR(Compile(q.kind, q.where, q.count_only ? kNoColumns : q.columns, &cq));
+  WORLDDB_RETURN_IF_ERROR(Compile(q, &cq));
+  Run(q, cq, out, truncated);
+  return Status::Ok();
+}
+
+void Shard::RunMany(const Query* queries, const Status* valid, size_t n, QueryResult* results,
+                    Status* statuses, uint8_t* truncated) const {
+  // Compiling looks the kind and columns up by name; a QueryBatch's queries
+  // share all of that, and for small answers the lookups were ~15 % of the
+  // shard's time.
+  CompiledQuery cq;
+  Status compiled;
+  const Query* spec = nullptr;  // the query cq was compiled from
+  for (size_t i = 0; i < n; ++i) {
+    truncated[i] = 0;
+    if (!valid[i].ok()) continue;
+    const Query& q = queries[i];
+    if (spec == nullptr || !SameSpec(q, *spec)) {
+      compiled = Compile(q, &cq);
+      spec = &q;
+    }
+    if (!compiled.ok()) {
+      statuses[i] = compiled;
+      continue;
+    }
+    bool tr = false;
+    Run(q, cq, &results[i], &tr);
+    statuses[i] = Status::Ok();
+    truncated[i] = tr;
+  }
+}
+
+void Shard::Run(const Query& q, const CompiledQuery& cq, QueryResult* out, bool* truncated) const {
+  *truncated = false;
   out->ClearRows();
   SetProjection(cq, out);
   const bool with_distance = q.shape != Shape::kRect;
@@ -905,7 +959,7 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
     }
     if (q.shape == Shape::kNearest) n = std::min<uint64_t>(n, q.k);
     out->count += n;
-    return Status::Ok();
+    return;
   }
 
   // Gather hits from the trees alone: leaves hold x, y, z and the entity id
@@ -972,7 +1026,6 @@ Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
       GatherColumn(c, hits, &out->columns[i].data);
     }
   }
-  return Status::Ok();
 }
 
 Status Shard::Density(const DensityQuery& q, DensityResult* out) const {

@@ -74,6 +74,12 @@ class Shard {
   // here (the engine takes square roots after merging), and `*truncated` tells
   // whether a limit stopped the scan early.
   Status Run(const Query& q, QueryResult* out, bool* truncated) const;
+  // Run() for each of queries[0, n) whose valid[i] is Ok, into results[i],
+  // statuses[i] and truncated[i] (others keep their status; truncated is 0).
+  // A query that shares kind, predicates and projection with the one
+  // compiled before it (every query of a QueryBatch) reuses that compilation.
+  void RunMany(const Query* queries, const Status* valid, size_t n, QueryResult* results,
+               Status* statuses, uint8_t* truncated) const;
   // Adds this shard's counts into `out`, which the caller sized nx * ny.
   Status Density(const DensityQuery& q, DensityResult* out) const;
   // Checks a query's arguments without running it (shape, k, radius, names).
@@ -124,6 +130,8 @@ class Shard {
   void ReleaseScratch();
   Status Compile(const std::string& kind, const std::vector<Predicate>& where,
                  const std::vector<std::string>& columns, CompiledQuery* cq) const;
+  Status Compile(const Query& q, CompiledQuery* cq) const;
+  void Run(const Query& q, const CompiledQuery& cq, QueryResult* out, bool* truncated) const;
   void SetProjection(const CompiledQuery& cq, QueryResult* out) const;
 
   Rect world_;

@@ -160,6 +160,79 @@ TEST_P(EngineApiTest, ReusedResultsTakeEachQuerysProjection) {
   EXPECT_TRUE(outs[1].columns.empty());
 }
 
+// A shard compiles a query once for a run of queries with the same kind,
+// predicates and projection (a QueryBatch's). Queries that differ in any
+// of those, however slightly, must each get their own answer, and a failed
+// compilation must neither leak into nor survive past its run.
+TEST_P(EngineApiTest, RunManyCompilesEachKindPredicateAndProjection) {
+  auto with = [](Query q, std::string kind, std::vector<std::string> cols,
+                 std::vector<Predicate> where = {}) {
+    q.kind = std::move(kind);
+    q.columns = std::move(cols);
+    q.where = std::move(where);
+    return q;
+  };
+  const Query near = Query::Circle(10, 10, 15), far = Query::Circle(60, 60, 25);
+  Query count = with(near, "player", {"hp"});
+  count.count_only = true;
+  const std::vector<Query> qs = {
+      with(near, "player", {"hp"}),
+      with(far, "player", {"hp"}),
+      with(far, "player", {"hp"}, {{"hp", CompareOp::kGe, int32_t{55}}}),
+      with(far, "player", {"hp"}, {{"hp", CompareOp::kGe, int32_t{65}}}),  // another value
+      with(far, "player", {"hp"}, {{"hp", CompareOp::kGt, int32_t{65}}}),  // another operator
+      with(far, "player", {"hp"}, {{"hp", CompareOp::kGt, int64_t{65}}}),  // another type: error
+      with(far, "player", {"hp"}, {{"hp", CompareOp::kGt, int32_t{65}}}),
+      with(far, "npc", {"level"}),
+      with(far, "dragon", {}),  // no such kind
+      with(near, "dragon", {}),
+      Query::Circle(1, 1, -1),  // refused before the shards
+      with(near, "player", {"hp"}),
+      count,
+      with(near, "player", {"hp"}),
+      with(near, "player", {"mana"}),  // no such column
+      with(near, "player", {}),
+      with(near, "npc", {}),  // another kind alone
+      with(near, "dragon", {}),
+      with(Query::InRect({0, 0, 30, 30}), "npc", {"level"}),
+      with(far, "", {}),
+      with(Query::Nearest(50, 50, 3), "player", {"hp"}),
+      with(Query::Nearest(50, 50, 3), "npc", {"level"}),
+  };
+  std::vector<QueryResult> outs(qs.size());
+  std::vector<Status> sts(qs.size());
+  engine_->RunMany(qs.data(), qs.size(), outs.data(), sts.data());
+  size_t failed = 0;
+  for (size_t i = 0; i < qs.size(); ++i) {
+    QueryResult want;
+    const Status st = engine_->Run(qs[i], &want);
+    ASSERT_EQ(sts[i].code(), st.code()) << "query " << i << ": " << sts[i].ToString();
+    EXPECT_EQ(sts[i].ToString(), st.ToString()) << "query " << i;
+    if (!st.ok()) {
+      ++failed;
+      continue;
+    }
+    EXPECT_EQ(outs[i].ids, want.ids) << "query " << i;
+    EXPECT_EQ(outs[i].count, want.count) << "query " << i;
+    EXPECT_EQ(outs[i].distance, want.distance) << "query " << i;
+    ASSERT_EQ(outs[i].columns.size(), want.columns.size()) << "query " << i;
+    for (size_t c = 0; c < want.columns.size(); ++c) {
+      EXPECT_EQ(outs[i].columns[c].name, want.columns[c].name) << "query " << i;
+      EXPECT_EQ(outs[i].columns[c].data, want.columns[c].data) << "query " << i;
+    }
+  }
+  EXPECT_EQ(failed, 6u);  // the int64 predicate, dragons thrice, the negative radius, mana
+  // The answers differ where the specs do (so the comparison above can fail).
+  EXPECT_NE(outs[2].ids, outs[3].ids);
+  EXPECT_NE(outs[3].ids, outs[4].ids);
+  EXPECT_EQ(outs[4].ids, outs[6].ids);
+  EXPECT_NE(outs[1].ids, outs[2].ids);
+  EXPECT_EQ(outs[12].rows(), 0u);
+  EXPECT_GT(outs[12].count, 0u);
+  EXPECT_TRUE(outs[15].columns.empty());
+  EXPECT_NE(outs[15].ids, outs[16].ids);
+}
+
 // The point of answering in place: a result reused for the same query keeps
 // its buffers, so the shards allocate nothing for it.
 TEST_P(EngineApiTest, ReusedResultsKeepTheirBuffers) {
