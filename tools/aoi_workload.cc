@@ -26,8 +26,6 @@ double SplitMix64::G() {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(kTwoPi * u2);
 }
 
-double ClampToWorld(double v) { return std::min(std::max(v, 0.0), kWorldSize); }
-
 void MoveStepper::Step(double x, double y, double* new_x, double* new_y) {
   const double a = kTwoPi * rng_.U();
   const double d = 2.0 * rng_.U();
