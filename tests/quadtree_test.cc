@@ -578,36 +578,42 @@ TEST(QuadTreeTest, WideWalksVisitEveryEntryOnce) {
 
 const Rect kHugeWorld{-1048576, -1048576, 1048576, 1048576};
 
+// A tree in kHugeWorld and its brute-force model, filled alike.
+struct HugeWorld {
+  QuadTree t{kHugeWorld};
+  Model m;
+  uint32_t next_row = 0;
+  uint32_t Put(double x, double y) {
+    t.Insert(next_row, x, y);
+    m.pos[next_row] = {x, y};
+    return next_row++;
+  }
+  // 400 entries 100 m apart from (x0, y0), off every mid line: enough for
+  // the node [0, 16384)^2 (mid 8192) to split.
+  void Grid(double x0, double y0) {
+    for (int i = 0; i < 400; ++i) Put(x0 + (i % 20) * 100.0 + 7, y0 + (i / 20) * 100.0 + 7);
+  }
+};
+
 // A circle whose edge touches a mid line reaches the entries on it: the
 // descent must not take the centre's side alone when the distance to the
 // line equals r (here 8192 - 8142 = 50 exactly, on both sides of the line).
 TEST(QuadTreeTest, EnclosingNodeKeepsEntriesOnTouchedMidLine) {
-  QuadTree t(kHugeWorld);
-  Model m;
-  uint32_t row = 0;
-  // Enough entries for the node [0, 16384)^2 (mid 8192) to split.
-  for (int i = 0; i < 400; ++i) {
-    const double x = 7000 + (i % 20) * 100.0 + 7, y = 2000 + (i / 20) * 100.0 + 7;
-    t.Insert(row, x, y);
-    m.pos[row++] = {x, y};
-  }
-  const uint32_t on_line = row++, on_line_y = row++, below = row++;
-  t.Insert(on_line, 8192, 3000);
-  m.pos[on_line] = {8192, 3000};
-  t.Insert(on_line_y, 3000, 8192);
-  m.pos[on_line_y] = {3000, 8192};
-  t.Insert(below, 8142, 3000);
-  m.pos[below] = {8142, 3000};
+  HugeWorld w;
+  const QuadTree& t = w.t;
+  const Model& m = w.m;
+  w.Grid(7000, 2000);
+  const uint32_t on_line = w.Put(8192, 3000), on_line_y = w.Put(3000, 8192);
+  const uint32_t below = w.Put(8142, 3000);
   ASSERT_GT(t.MaxDepth(), 8u);
   // Centre left of the line, edge on it: (8192, 3000) is at exactly r.
-  EXPECT_EQ(CircleRows(t, 8142, 3000, 50), m.Circle(8142, 3000, 50));
   const std::vector<uint32_t> touched = CircleRows(t, 8142, 3000, 50);
+  EXPECT_EQ(touched, m.Circle(8142, 3000, 50));
   EXPECT_NE(std::find(touched.begin(), touched.end(), on_line), touched.end());
   EXPECT_NE(std::find(touched.begin(), touched.end(), below), touched.end());
   // Centre right of the line, edge on it: (8142, 3000) is at exactly r.
   EXPECT_EQ(CircleRows(t, 8192 + 50, 3000, 100), m.Circle(8242, 3000, 100));
   // The same across a horizontal mid line.
-  EXPECT_EQ(CircleRows(t, 3000, 8142, 50), m.Circle(3000, 8142, 50));
   EXPECT_EQ(CircleRows(t, 3000, 8142, 50), std::vector<uint32_t>{on_line_y});
   // One ulp short of the line: the line's entry is out of reach.
   EXPECT_EQ(CircleRows(t, std::nextafter(8142.0, 0.0), 3000, 50),
@@ -621,44 +627,36 @@ TEST(QuadTreeTest, EnclosingNodeKeepsEntriesOnTouchedMidLine) {
 // A rect is compared closed: one that ends on a mid line reaches the line's
 // entries, which belong to the quadrant beyond it.
 TEST(QuadTreeTest, EnclosingNodeKeepsRectEdgeOnMidLine) {
-  QuadTree t(kHugeWorld);
-  Model m;
-  uint32_t row = 0;
-  for (int i = 0; i < 400; ++i) {
-    const double x = 7000 + (i % 20) * 100.0 + 7, y = 7000 + (i / 20) * 100.0 + 7;
-    t.Insert(row, x, y);
-    m.pos[row++] = {x, y};
-  }
+  HugeWorld w;
+  w.Grid(7000, 7000);
   for (const auto& [x, y] : {std::pair{8192.0, 3000.0}, std::pair{3000.0, 8192.0},
                              std::pair{8192.0, 8192.0}, std::pair{0.0, 0.0}}) {
-    t.Insert(row, x, y);
-    m.pos[row++] = {x, y};
+    w.Put(x, y);
   }
   for (const Rect& r :
        {Rect{8000, 2900, 8192, 3100}, Rect{8192, 2900, 8300, 3100}, Rect{2900, 8000, 3100, 8192},
         Rect{8192, 8192, 8192, 8192}, Rect{-5, -5, 0, 0}, Rect{0, 0, 5, 5},
         Rect{8100, 8100, 8191.9, 8191.9}, Rect{std::nextafter(8192.0, 9000.0), 2900, 8300, 3100}}) {
-    EXPECT_EQ(RectRows(t, r), m.InRect(r))
+    EXPECT_EQ(RectRows(w.t, r), w.m.InRect(r))
         << r.min_x << "," << r.min_y << " " << r.max_x << "," << r.max_y;
   }
-  EXPECT_EQ(RectRows(t, Rect{8000, 2900, 8192, 3100}).size(), 1u);
+  EXPECT_EQ(RectRows(w.t, Rect{8000, 2900, 8192, 3100}).size(), 1u);
 }
 
 // Random circles, rects and nearest queries near the mid lines of every
 // level, at exact and one-ulp offsets of r from them, against brute force.
 TEST(QuadTreeTest, EnclosingNodeDifferentialNearMidLines) {
-  QuadTree t(kHugeWorld);
-  Model m;
+  HugeWorld w;
+  const QuadTree& t = w.t;
+  const Model& m = w.m;
   std::mt19937_64 rng(21);
   std::uniform_real_distribution<double> u(0, 10000), unit(0, 1);
   const std::vector<double> lines{0, 512, 1024, 2048, 4096, 6144, 8192, 9216, 10000};
-  uint32_t row = 0;
-  for (; row < 20000; ++row) {
+  for (int i = 0; i < 20000; ++i) {
     double x = u(rng), y = u(rng);
-    if (row % 50 == 0) x = lines[rng() % lines.size()];
-    if (row % 70 == 0) y = lines[rng() % lines.size()];
-    t.Insert(row, x, y);
-    m.pos[row] = {x, y};
+    if (i % 50 == 0) x = lines[rng() % lines.size()];
+    if (i % 70 == 0) y = lines[rng() % lines.size()];
+    w.Put(x, y);
   }
   const auto near_line = [&](double r) {
     const double line = lines[rng() % lines.size()];
