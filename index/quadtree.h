@@ -344,7 +344,7 @@ class QuadTree {
   // The deepest node that holds every entry a shape can match, found by
   // descending while only(mid_x, mid_y) names the one quadrant (0..3) the
   // shape can reach, or -1 when it may reach more. A query is small against
-  // the world (the default world is 2^21 m across, a 50 m circle sits ~14
+  // the world (the default world is 2^21 m across, a 50 m circle sits ~13
   // levels down), and skipping the levels above this node skips testing 4
   // children per level only to keep one. `only` must be conservative: it
   // names a quadrant only when cover() would call the other three kNone.
