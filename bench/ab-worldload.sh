@@ -11,6 +11,8 @@
 # Defaults: 3 rounds, build/tools/worldload, `--mode max --duration 8`
 # (unless the flags set them). WORLDDB_FLAGS adds daemon flags (e.g. "--shards 1").
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 rounds=3 worldload=build/tools/worldload
 servers=() flags=()
@@ -50,19 +52,8 @@ tag() { printf '%s' "$1" | md5sum | cut -c1-6; }
 for r in $(seq "$rounds"); do
   for b in "${servers[@]}"; do
     dir=$work/run.$r.$(tag "$b")
-    mkdir -p "$dir"
     # shellcheck disable=SC2086
-    "$b" --listen 127.0.0.1 --port 0 --metrics-port -1 --data-dir "$dir/data" \
-      --durability none ${WORLDDB_FLAGS:-} >"$dir/log" 2>&1 &
-    server_pid=$!
-    port=
-    for _ in $(seq 200); do
-      port=$(grep -o 'listening on [0-9.]*:[0-9]*' "$dir/log" 2>/dev/null | sed 's/.*://' || true)
-      [ -n "$port" ] && break
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.05
-    done
-    [ -n "$port" ] || { echo "ab-worldload: $b did not start:" >&2; cat "$dir/log" >&2; exit 1; }
+    launch_worlddb "$b" "$dir" --metrics-port -1 --durability none ${WORLDDB_FLAGS:-} || exit 1
     "$worldload" --target "worlddb://127.0.0.1:$port" "${defaults[@]}" "${flags[@]}" \
       --json "$dir/report.json" >"$dir/out" 2>&1 ||
       { echo "ab-worldload: worldload failed against $b:" >&2; cat "$dir/out" >&2; exit 1; }

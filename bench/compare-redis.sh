@@ -23,6 +23,8 @@
 # redis-server (installed from Debian here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 runs=1 duration=20 fixed_duration=10 build=${WORLDDB_BUILD:-build}
 while [ $# -gt 0 ]; do
@@ -63,21 +65,12 @@ free_port() {
 
 # start_worlddb DURABILITY -> sets $port and $server_pid
 start_worlddb() {
-  local dir=$work/worlddb.$RANDOM
-  mkdir -p "$dir"
+  local ok=0
   # WORLDDB_FLAGS: extra daemon flags, split on spaces (e.g. "--shards 1").
   # shellcheck disable=SC2086
-  "$worlddb" --listen 127.0.0.1 --port 0 --data-dir "$dir/data" --durability "$1" \
-    ${WORLDDB_FLAGS:-} >"$dir/log" 2>&1 &
-  server_pid=$!
+  launch_worlddb "$worlddb" "$work/worlddb.$RANDOM" --durability "$1" ${WORLDDB_FLAGS:-} || ok=$?
   pids+=("$server_pid")
-  for _ in $(seq 200); do
-    port=$(grep -o 'listening on [0-9.]*:[0-9]*' "$dir/log" 2>/dev/null | sed 's/.*://' || true)
-    [ -n "$port" ] && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "compare-redis: worlddb did not start:" >&2; cat "$dir/log" >&2; exit 1
+  [ "$ok" -eq 0 ] || { echo "compare-redis: worlddb did not start" >&2; exit 1; }
 }
 
 # start_redis [redis flags...] -> sets $port and $server_pid
