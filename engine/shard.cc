@@ -1034,20 +1034,16 @@ Status Shard::Density(const DensityQuery& q, DensityResult* out) const {
   const uint16_t first_kind = cq.kind < 0 ? 0 : static_cast<uint16_t>(cq.kind);
   const uint16_t end_kind =
       cq.kind < 0 ? static_cast<uint16_t>(kinds_.size()) : static_cast<uint16_t>(cq.kind + 1);
-  const double w = q.rect.max_x - q.rect.min_x, h = q.rect.max_y - q.rect.min_y;
   uint64_t* counts = out->counts.data();
   uint64_t total = 0;
   for (uint16_t kd = first_kind; kd < end_kind; ++kd) {
-    kinds_[kd]->tree.VisitRect(q.rect, [&](uint32_t row, double x, double y) {
-      if (!cq.preds.empty() && !cq.Matches(row)) return true;
-      const uint32_t ix =
-          std::min<uint32_t>(q.nx - 1, static_cast<uint32_t>((x - q.rect.min_x) * q.nx / w));
-      const uint32_t iy =
-          std::min<uint32_t>(q.ny - 1, static_cast<uint32_t>((y - q.rect.min_y) * q.ny / h));
-      ++counts[size_t{iy} * q.nx + ix];
-      ++total;
-      return true;
-    });
+    const QuadTree& tree = kinds_[kd]->tree;
+    if (cq.preds.empty()) {
+      total += tree.CountGrid(q.rect, q.nx, q.ny, counts);
+    } else {
+      total +=
+          tree.CountGrid(q.rect, q.nx, q.ny, counts, [&](uint32_t row) { return cq.Matches(row); });
+    }
   }
   out->total += total;
   return Status::Ok();

@@ -137,6 +137,20 @@ class QuadTree {
   size_t CountCircle(double cx, double cy, double r) const;
   size_t CountRect(const Rect& rect) const;
 
+  // A density grid: adds to counts[iy * nx + ix] each entry inside `rect`
+  // (closed) for which accept(row) is true (every entry when accept is
+  // omitted), binned as ix = min(nx - 1, (uint32_t)((x - rect.min_x) * nx /
+  // w)), w = rect.max_x - rect.min_x (same for y), and returns how many it
+  // added. The caller checks w * nx and h * ny are finite and positive.
+  // Without accept, a leaf inside `rect` whose box lies in one cell is
+  // counted from its node, its entries unread; exact, as the binning is
+  // monotone in x and y, so a leaf whose entries' bounds (EntryBounds: the
+  // box less its open max edges) have corners in one cell has all its
+  // entries there.
+  template <class Accept = std::nullptr_t>
+  uint64_t CountGrid(const Rect& rect, uint32_t nx, uint32_t ny, uint64_t* counts,
+                     Accept&& accept = nullptr) const;
+
   // The k entries nearest to (cx, cy) among those for which accept(row) is
   // true, ordered by (d2, key(row)) ascending; `out` is replaced. With
   // key = StoredId{} the key is the entry's stored id.
@@ -248,6 +262,14 @@ class QuadTree {
   }
   static double Mid(double a, double b) { return (a + b) / 2; }
   static Rect BoxOf(const Node& n) { return Rect{n.min_x, n.min_y, n.max_x, n.max_y}; }
+  // The smallest closed box holding every point of n's half-open box: its
+  // max edges are one ulp below the box's, except on the world's closed
+  // edges.
+  static Rect EntryBounds(const Node& n) {
+    return Rect{n.min_x, n.min_y,
+                (n.flags & kClosedX) != 0 ? n.max_x : std::nextafter(n.max_x, n.min_x),
+                (n.flags & kClosedY) != 0 ? n.max_y : std::nextafter(n.max_y, n.min_y)};
+  }
   // The box of child q of n, bit for bit the box MakeChildren gives it (both
   // use this), so a walk can test children without loading them.
   static Rect ChildBox(const Node& n, uint32_t q) {
@@ -602,6 +624,11 @@ bool QuadTree::Walk(uint32_t start, CoverFn&& cover, Match&& match, Visitor& v) 
               continue;
             }
           }
+          if constexpr (requires { v.WholeLeaf(Rect{}, uint32_t{0}); }) {
+            // The visitor may take a leaf covered whole as the closed box
+            // its entries lie in and a count.
+            if (whole && v.WholeLeaf(EntryBounds(n), n.count)) continue;
+          }
           if (n.count > 0 && batch.Add(idx, n, whole) && !scan()) return false;
           continue;
         }
@@ -663,6 +690,52 @@ bool QuadTree::VisitRect(const Rect& rect, Visitor&& v) const {
                    : Cover::kSome;
       },
       [&](double x, double y) { return rect.Contains(x, y); }, v);
+}
+
+template <class Accept>
+uint64_t QuadTree::CountGrid(const Rect& rect, uint32_t nx, uint32_t ny, uint64_t* counts,
+                             Accept&& accept) const {
+  constexpr bool kEvery = std::is_null_pointer_v<std::remove_cvref_t<Accept>>;
+  struct Grid {
+    const Rect& r;
+    uint32_t nx, ny;
+    double w, h;
+    uint64_t* counts;
+    Accept& accept;
+    double cell_w = w / nx, cell_h = h / ny;
+    uint64_t added = 0;
+    uint32_t Ix(double x) const {
+      return std::min<uint32_t>(nx - 1, static_cast<uint32_t>((x - r.min_x) * nx / w));
+    }
+    uint32_t Iy(double y) const {
+      return std::min<uint32_t>(ny - 1, static_cast<uint32_t>((y - r.min_y) * ny / h));
+    }
+    bool WholeLeaf(const Rect& b, uint32_t count) {
+      if constexpr (!kEvery) return false;
+      // A box wider than a cell straddles one (rounding aside: declining is
+      // always safe), so fine grids skip the divisions below.
+      if (b.max_x - b.min_x > cell_w || b.max_y - b.min_y > cell_h) return false;
+      const uint32_t ix = Ix(b.min_x);
+      if (ix != Ix(b.max_x)) return false;
+      const uint32_t iy = Iy(b.min_y);
+      if (iy != Iy(b.max_y)) return false;
+      counts[size_t{iy} * nx + ix] += count;
+      added += count;
+      return true;
+    }
+    bool operator()(uint32_t row, double x, double y) {
+      if constexpr (!kEvery) {
+        if (!accept(row)) return true;
+      }
+      ++counts[size_t{Iy(y)} * nx + Ix(x)];
+      ++added;
+      return true;
+    }
+  };
+  const double w = rect.max_x - rect.min_x, h = rect.max_y - rect.min_y;
+  Grid g{rect, nx, ny, w, h, counts, accept, w / nx, h / ny};
+  VisitRect(rect, g);
+  return g.added;
 }
 
 inline size_t QuadTree::CountCircle(double cx, double cy, double r) const {

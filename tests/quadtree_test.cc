@@ -686,6 +686,93 @@ TEST(QuadTreeTest, EnclosingNodeDifferentialNearMidLines) {
   }
 }
 
+// ---- Density grids -------------------------------------------------------------------------
+
+// CountGrid against binning every entry by hand: whole leaves in one cell
+// are counted from their nodes, so grids whose cell edges fall on split
+// lines, inside leaves and on entries must all agree with the brute force.
+TEST(QuadTreeTest, CountGridMatchesBinningEveryEntry) {
+  HugeWorld w;
+  std::mt19937_64 rng(31);
+  std::uniform_real_distribution<double> u(0, 10000), unit(0, 1);
+  for (int i = 0; i < 30000; ++i) {
+    double x = u(rng), y = u(rng);
+    if (i % 40 == 0) x = std::floor(x / 625) * 625;  // on cell edges of 16-cell grids
+    if (i % 55 == 0) y = std::floor(y / 512) * 512;  // on split lines
+    w.Put(x, y);
+  }
+  const auto brute = [&](const Rect& r, uint32_t nx, uint32_t ny, bool odd_only) {
+    std::vector<uint64_t> want(size_t{nx} * ny, 0);
+    const double cw = r.max_x - r.min_x, ch = r.max_y - r.min_y;
+    for (const auto& [row, p] : w.m.pos) {
+      if (!r.Contains(p.first, p.second) || (odd_only && row % 2 == 0)) continue;
+      const uint32_t ix =
+          std::min<uint32_t>(nx - 1, static_cast<uint32_t>((p.first - r.min_x) * nx / cw));
+      const uint32_t iy =
+          std::min<uint32_t>(ny - 1, static_cast<uint32_t>((p.second - r.min_y) * ny / ch));
+      ++want[size_t{iy} * nx + ix];
+    }
+    return want;
+  };
+  std::vector<Rect> rects = {Rect{0, 0, 10000, 10000}, Rect{0, 0, 8192, 8192},
+                             Rect{-1048576, -1048576, 1048576, 1048576},
+                             Rect{1000.5, 2000.25, 1100.5, 2100.25}, Rect{4096, 0, 8192, 10000}};
+  for (int i = 0; i < 40; ++i) {
+    const double x0 = u(rng), y0 = u(rng);
+    rects.push_back(Rect{x0, y0, x0 + unit(rng) * 5000 + 1, y0 + unit(rng) * 5000 + 1});
+  }
+  for (const Rect& r : rects) {
+    for (const auto& [nx, ny] : {std::pair{1u, 1u}, std::pair{16u, 16u}, std::pair{64u, 7u},
+                                 std::pair{3u, 200u}, std::pair{512u, 512u}}) {
+      std::vector<uint64_t> got(size_t{nx} * ny, 0);
+      const uint64_t added = w.t.CountGrid(r, nx, ny, got.data());
+      const std::vector<uint64_t> want = brute(r, nx, ny, false);
+      ASSERT_EQ(got, want) << r.min_x << "," << r.min_y << " " << r.max_x << "," << r.max_y
+                           << " grid " << nx << "x" << ny;
+      uint64_t sum = 0;
+      for (uint64_t c : want) sum += c;
+      EXPECT_EQ(added, sum);
+      std::vector<uint64_t> odd(size_t{nx} * ny, 0);
+      w.t.CountGrid(r, nx, ny, odd.data(), [](uint32_t row) { return row % 2 == 1; });
+      ASSERT_EQ(odd, brute(r, nx, ny, true)) << "with a filter";
+    }
+  }
+  // Leaves on the world's closed max edges hold entries on those edges:
+  // with a cell edge exactly there, such entries start the next cell.
+  HugeWorld edge;
+  const double top = kHugeWorld.max_x;
+  for (int i = 0; i < 200; ++i) {
+    edge.Put(top - (i % 2 ? 0 : 10), i * 5.0);  // x on the edge or 10 m inside
+    edge.Put(i * 5.0 + 7, top - (i % 2 ? 0 : 10));
+  }
+  for (const Rect& r :
+       {Rect{top - 1024, 0, top + 1024, 1024}, Rect{0, top - 1024, 1024, top + 1024},
+        Rect{top - 1024, top - 1024, top + 1024, top + 1024}}) {
+    for (const auto& [nx, ny] : {std::pair{2u, 2u}, std::pair{2u, 1u}, std::pair{1u, 2u}}) {
+      std::vector<uint64_t> got(size_t{nx} * ny, 0);
+      edge.t.CountGrid(r, nx, ny, got.data());
+      std::vector<uint64_t> want(size_t{nx} * ny, 0);
+      for (const auto& [row, p] : edge.m.pos) {
+        if (!r.Contains(p.first, p.second)) continue;
+        const uint32_t ix = std::min<uint32_t>(
+            nx - 1, static_cast<uint32_t>((p.first - r.min_x) * nx / (r.max_x - r.min_x)));
+        const uint32_t iy = std::min<uint32_t>(
+            ny - 1, static_cast<uint32_t>((p.second - r.min_y) * ny / (r.max_y - r.min_y)));
+        ++want[size_t{iy} * nx + ix];
+      }
+      EXPECT_EQ(got, want) << "edge rect " << r.min_x << "," << r.min_y << " grid " << nx << "x"
+                           << ny;
+    }
+  }
+  // The grid is added to, not replaced.
+  std::vector<uint64_t> twice(4, 0);
+  w.t.CountGrid(Rect{0, 0, 10000, 10000}, 2, 2, twice.data());
+  w.t.CountGrid(Rect{0, 0, 10000, 10000}, 2, 2, twice.data());
+  std::vector<uint64_t> want = brute(Rect{0, 0, 10000, 10000}, 2, 2, false);
+  for (uint64_t& c : want) c *= 2;
+  EXPECT_EQ(twice, want);
+}
+
 // ---- Bulk insert ---------------------------------------------------------------------------
 
 TEST(QuadTreeTest, BulkInsertMatchesIncremental) {
