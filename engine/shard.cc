@@ -887,14 +887,6 @@ bool SameSpec(const Query& a, const Query& b) {
 }
 }  // namespace
 
-Status Shard::Run(const Query& q, QueryResult* out, bool* truncated) const {
-  *truncated = false;
-  CompiledQuery cq;
-  WORLDDB_RETURN_IF_ERROR(Compile(q, &cq));
-  Run(q, cq, out, truncated);
-  return Status::Ok();
-}
-
 void Shard::RunMany(const Query* queries, const Status* valid, size_t n, QueryResult* results,
                     Status* statuses, uint8_t* truncated) const {
   // Compiling looks the kind and columns up by name; a QueryBatch's queries

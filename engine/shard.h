@@ -68,16 +68,15 @@ class Shard {
   // schema this shard has plus exactly `change`.
   void ApplySchema(std::shared_ptr<const Schema> next, const SchemaChange& change);
 
-  // Runs `q` over this shard into `out`, replacing what it held but keeping
-  // its vectors' capacity (a result reused for the same projection allocates
-  // nothing). For the engine's merge, `out->distance` holds SQUARED distances
-  // here (the engine takes square roots after merging), and `*truncated` tells
-  // whether a limit stopped the scan early.
-  Status Run(const Query& q, QueryResult* out, bool* truncated) const;
-  // Run() for each of queries[0, n) whose valid[i] is Ok, into results[i],
-  // statuses[i] and truncated[i] (others keep their status; truncated is 0).
-  // A query that shares kind, predicates and projection with the one
-  // compiled before it (every query of a QueryBatch) reuses that compilation.
+  // Runs each of queries[0, n) whose valid[i] is Ok over this shard into
+  // results[i], replacing what it held but keeping its vectors' capacity (a
+  // result reused for the same projection allocates nothing); statuses[i]
+  // gets its status and truncated[i] whether a limit stopped its scan early
+  // (others keep their status; truncated is 0). For the engine's merge,
+  // `distance` holds SQUARED distances here (the engine takes square roots
+  // after merging). A query that shares kind, predicates and projection
+  // with the one compiled before it (every query of a QueryBatch) reuses
+  // that compilation.
   void RunMany(const Query* queries, const Status* valid, size_t n, QueryResult* results,
                Status* statuses, uint8_t* truncated) const;
   // Adds this shard's counts into `out`, which the caller sized nx * ny.

@@ -215,6 +215,10 @@ class QuadTree {
   // instead of visiting.
   struct Counter {
     size_t n = 0;
+    bool WholeLeaf(const Node& leaf) {
+      n += leaf.count;
+      return true;
+    }
   };
   struct HeapItem {
     double d2;
@@ -618,16 +622,10 @@ bool QuadTree::Walk(uint32_t start, CoverFn&& cover, Match&& match, Visitor& v) 
         const uint32_t idx = nodes[i];
         const Node& n = nodes_[idx];
         if (n.child == kNil) {
-          if constexpr (kCount) {
-            if (whole) {
-              v.n += n.count;
-              continue;
-            }
-          }
-          if constexpr (requires { v.WholeLeaf(Rect{}, uint32_t{0}); }) {
-            // The visitor may take a leaf covered whole as the closed box
-            // its entries lie in and a count.
-            if (whole && v.WholeLeaf(EntryBounds(n), n.count)) continue;
+          if constexpr (requires { v.WholeLeaf(n); }) {
+            // The visitor may take a leaf covered whole from its node
+            // (Counter always does, CountGrid when it lies in one cell).
+            if (whole && v.WholeLeaf(n)) continue;
           }
           if (n.count > 0 && batch.Add(idx, n, whole) && !scan()) return false;
           continue;
@@ -710,8 +708,10 @@ uint64_t QuadTree::CountGrid(const Rect& rect, uint32_t nx, uint32_t ny, uint64_
     uint32_t Iy(double y) const {
       return std::min<uint32_t>(ny - 1, static_cast<uint32_t>((y - r.min_y) * ny / h));
     }
-    bool WholeLeaf(const Rect& b, uint32_t count) {
+    bool WholeLeaf(const Node& leaf) {
       if constexpr (!kEvery) return false;
+      const Rect b = EntryBounds(leaf);
+      const uint32_t count = leaf.count;
       // A box wider than a cell straddles one (rounding aside: declining is
       // always safe), so fine grids skip the divisions below.
       if (b.max_x - b.min_x > cell_w || b.max_y - b.min_y > cell_h) return false;
